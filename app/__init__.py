@@ -1,0 +1,1 @@
+"""Signalsmith: audience activation service."""

@@ -1,0 +1,1 @@
+"""Destinations: their configuration now, their connectors as they land."""

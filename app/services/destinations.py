@@ -1,0 +1,124 @@
+"""Destinations: where audiences go. The config is encrypted at rest and write-only."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ValidationError
+
+from app.context import ServiceContext
+from app.destinations.config import is_private_host, public_view, secret_fields, spec_for
+from app.errors import Conflict, InvalidInput
+from app.services.changes import apply_changes, commit_change
+from app.services.lookup import Page, authorize, get_scoped, is_referenced, page
+from app.validation import invalid_from, parse_input
+from models import AudienceSync, Destination
+from models.enums import DestinationType, Role
+from models.shapes.catalog import CATALOG_READ_ONLY_FIELDS, DestinationCreate, DestinationUpdate
+
+KIND = "destination"
+
+
+def _validated_config(
+    ctx: ServiceContext, destination_type: DestinationType, config: dict[str, Any]
+) -> dict[str, Any]:
+    try:
+        parsed: BaseModel = spec_for(destination_type).shape.model_validate(config)
+    except ValidationError as exc:
+        raise invalid_from(exc, prefix="config") from None
+    clean = parsed.model_dump(exclude_none=True)
+    for key in ("url", "base_url"):
+        host = urlsplit(str(clean.get(key, ""))).hostname
+        if host and not ctx.settings.allow_private_destinations and is_private_host(host):
+            raise InvalidInput.field(
+                f"config.{key}",
+                "private, loopback and link-local addresses are not allowed "
+                "(SIGNALSMITH_ALLOW_PRIVATE_DESTINATIONS)",
+            )
+    return clean
+
+
+def destination_config(ctx: ServiceContext, destination: Destination) -> dict[str, Any]:
+    """The full decrypted config; for the engine, never for a response."""
+    return ctx.cipher.decrypt(destination.config_encrypted)
+
+
+def destination_public_config(
+    ctx: ServiceContext, destination: Destination
+) -> tuple[dict[str, Any], list[str]]:
+    config = destination_config(ctx, destination)
+    kind = DestinationType(destination.type)
+    return public_view(kind, config), secret_fields(kind, config)
+
+
+async def list_destinations(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID, offset: int = 0, limit: int | None = None
+) -> Page[Destination]:
+    authorize(ctx, workspace_id)
+    return await page(
+        ctx.session,
+        Destination,
+        Destination.workspace_id == workspace_id,
+        order_by=[Destination.created_at, Destination.id],
+        offset=offset,
+        limit=limit,
+    )
+
+
+async def get_destination(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID, destination_id: uuid.UUID
+) -> Destination:
+    authorize(ctx, workspace_id)
+    return await get_scoped(ctx.session, Destination, destination_id, workspace_id, KIND)
+
+
+async def create_destination(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID, data: object
+) -> Destination:
+    authorize(ctx, workspace_id, Role.editor)
+    body = parse_input(DestinationCreate, data, read_only=CATALOG_READ_ONLY_FIELDS)
+    config = _validated_config(ctx, body.type, body.config)
+    destination = Destination(
+        workspace_id=workspace_id,
+        name=body.name,
+        type=body.type.value,
+        config_encrypted=ctx.cipher.encrypt(config),
+        created_by=ctx.principal.account_id,
+    )
+    await commit_change(
+        ctx, destination, action="destination.create", kind=KIND, detail={"name": destination.name}
+    )
+    return destination
+
+
+async def update_destination(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID, destination_id: uuid.UUID, data: object
+) -> Destination:
+    """A new `config` is merged over the stored one, so secrets need not be sent again."""
+    authorize(ctx, workspace_id, Role.editor)
+    destination = await get_scoped(ctx.session, Destination, destination_id, workspace_id, KIND)
+    body = parse_input(DestinationUpdate, data, read_only=(*CATALOG_READ_ONLY_FIELDS, "type"))
+    changes: dict[str, Any] = {}
+    if body.name is not None:
+        changes["name"] = body.name
+    if body.config is not None:
+        merged = {**destination_config(ctx, destination), **body.config}
+        config = _validated_config(ctx, DestinationType(destination.type), merged)
+        changes["config_encrypted"] = ctx.cipher.encrypt(config)
+    fields = apply_changes(destination, changes)
+    await commit_change(
+        ctx, destination, action="destination.update", kind=KIND, detail={"fields": fields}
+    )
+    return destination
+
+
+async def delete_destination(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID, destination_id: uuid.UUID
+) -> None:
+    authorize(ctx, workspace_id, Role.editor)
+    destination = await get_scoped(ctx.session, Destination, destination_id, workspace_id, KIND)
+    if await is_referenced(ctx.session, AudienceSync.destination_id, destination.id):
+        raise Conflict(f"destination {destination.id} is used by an audience sync")
+    await commit_change(ctx, destination, action="destination.delete", kind=KIND, deleted=True)

@@ -1,0 +1,127 @@
+"""Sources: where audiences are computed. Stored and validated structurally here;
+connection checks and introspection come with the audiences engine."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from app.context import ServiceContext
+from app.errors import Conflict, InvalidInput
+from app.services.changes import apply_changes, commit_change
+from app.services.lookup import Page, authorize, get_scoped, is_referenced, page
+from app.settings import Settings
+from app.validation import parse_input
+from models import ParentModel, Source
+from models.enums import Role, SourceType
+from models.shapes.catalog import CATALOG_READ_ONLY_FIELDS, SourceCreate, SourceUpdate
+
+KIND = "source"
+BACKENDS = {
+    SourceType.postgres: "postgresql",
+    SourceType.sqlite: "sqlite",
+    SourceType.duckdb: "duckdb",
+}
+
+
+def parse_source_url(settings: Settings, source_type: SourceType, raw_url: str) -> URL:
+    """The SQLAlchemy URL, checked against the type and the sources folder."""
+    try:
+        url = make_url(raw_url)
+    except (ArgumentError, ValueError):
+        raise InvalidInput.field("config.url", "not a valid SQLAlchemy URL") from None
+    if url.get_backend_name() != BACKENDS[source_type]:
+        raise InvalidInput.field(
+            "config.url", f"a {source_type.value} source needs a {BACKENDS[source_type]}:// URL"
+        )
+    if source_type in (SourceType.sqlite, SourceType.duckdb) and url.database not in (
+        None,
+        "",
+        ":memory:",
+    ):
+        base = settings.resolved_source_files_dir
+        path = Path(url.database or "")
+        resolved = (path if path.is_absolute() else base / path).resolve()
+        if not resolved.is_relative_to(base):
+            raise InvalidInput.field("config.url", f"file sources must lie under {base}")
+    return url
+
+
+def public_config(ctx: ServiceContext, source: Source) -> dict[str, Any]:
+    """The URL with its password hidden; nothing else of the config is shown."""
+    url = make_url(ctx.cipher.decrypt(source.config_encrypted)["url"])
+    return {"url": url.render_as_string(hide_password=True)}
+
+
+async def list_sources(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID, offset: int = 0, limit: int | None = None
+) -> Page[Source]:
+    authorize(ctx, workspace_id)
+    return await page(
+        ctx.session,
+        Source,
+        Source.workspace_id == workspace_id,
+        order_by=[Source.created_at, Source.id],
+        offset=offset,
+        limit=limit,
+    )
+
+
+async def get_source(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID, source_id: uuid.UUID
+) -> Source:
+    authorize(ctx, workspace_id)
+    return await get_scoped(ctx.session, Source, source_id, workspace_id, KIND)
+
+
+async def create_source(ctx: ServiceContext, *, workspace_id: uuid.UUID, data: object) -> Source:
+    authorize(ctx, workspace_id, Role.editor)
+    body = parse_input(SourceCreate, data, read_only=CATALOG_READ_ONLY_FIELDS)
+    parse_source_url(ctx.settings, body.type, body.config.url)
+    source = Source(
+        workspace_id=workspace_id,
+        name=body.name,
+        type=body.type.value,
+        config_encrypted=ctx.cipher.encrypt(body.config.model_dump()),
+        created_by=ctx.principal.account_id,
+    )
+    await commit_change(
+        ctx, source, action="source.create", kind=KIND, detail={"name": source.name}
+    )
+    return source
+
+
+async def update_source(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID, source_id: uuid.UUID, data: object
+) -> Source:
+    authorize(ctx, workspace_id, Role.editor)
+    source = await get_scoped(ctx.session, Source, source_id, workspace_id, KIND)
+    body = parse_input(SourceUpdate, data, read_only=CATALOG_READ_ONLY_FIELDS)
+    changes: dict[str, Any] = {}
+    if body.name is not None:
+        changes["name"] = body.name
+    source_type = body.type or SourceType(source.type)
+    if body.type is not None or body.config is not None:
+        config = (
+            body.config.model_dump() if body.config else ctx.cipher.decrypt(source.config_encrypted)
+        )
+        parse_source_url(ctx.settings, source_type, config["url"])
+        changes["type"] = source_type.value
+        changes["config_encrypted"] = ctx.cipher.encrypt(config)
+    fields = apply_changes(source, changes)
+    await commit_change(ctx, source, action="source.update", kind=KIND, detail={"fields": fields})
+    return source
+
+
+async def delete_source(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID, source_id: uuid.UUID
+) -> None:
+    authorize(ctx, workspace_id, Role.editor)
+    source = await get_scoped(ctx.session, Source, source_id, workspace_id, KIND)
+    if await is_referenced(ctx.session, ParentModel.source_id, source.id):
+        raise Conflict(f"source {source.id} is used by a model; delete the model first")
+    await commit_change(ctx, source, action="source.delete", kind=KIND, deleted=True)

@@ -1,0 +1,1 @@
+"""The GraphQL gateway over app.services."""

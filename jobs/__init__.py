@@ -1,0 +1,1 @@
+"""arq worker, scheduler and reaper: thin wrappers over app.services."""

@@ -1,0 +1,1 @@
+"""Request and response shapes (pydantic): what the APIs validate with and document."""

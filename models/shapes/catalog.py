@@ -1,0 +1,137 @@
+"""Shapes of sources, models, audiences and destinations (DESIGN §3.2)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from models.enums import DestinationType, SourceType
+from models.shapes.common import DescriptionStr, InputShape, NameStr, OutputShape, Timestamp
+
+CATALOG_READ_ONLY_FIELDS = ("id", "workspace_id", "created_by", "created_at", "updated_at")
+
+
+class SourceConfig(InputShape):
+    url: str = Field(min_length=1, max_length=4000, description="SQLAlchemy URL")
+
+
+class SourceCreate(InputShape):
+    name: NameStr
+    type: SourceType
+    config: SourceConfig
+
+
+class SourceUpdate(InputShape):
+    name: NameStr | None = None
+    type: SourceType | None = None
+    config: SourceConfig | None = None
+
+
+class SourcePublic(OutputShape):
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    name: str
+    type: SourceType
+    config: dict[str, Any] = Field(description="the URL with its password hidden")
+    created_by: uuid.UUID | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+SqlText = Field(default=None, min_length=1, max_length=100_000)
+
+
+class ModelCreate(InputShape):
+    name: NameStr
+    source_id: uuid.UUID
+    query: str | None = SqlText
+    table: NameStr | None = None
+    primary_key: NameStr
+
+    @model_validator(mode="after")
+    def _query_or_table(self) -> ModelCreate:
+        if (self.query is None) == (self.table is None):
+            raise ValueError("give exactly one of 'query' and 'table'")
+        return self
+
+
+class ModelUpdate(InputShape):
+    name: NameStr | None = None
+    query: str | None = SqlText
+    table: NameStr | None = None
+    primary_key: NameStr | None = None
+
+    @model_validator(mode="after")
+    def _query_or_table(self) -> ModelUpdate:
+        if self.query is not None and self.table is not None:
+            raise ValueError("give at most one of 'query' and 'table'")
+        return self
+
+
+class ModelColumn(OutputShape):
+    name: str
+    type: str
+
+
+class ModelPublic(OutputShape):
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    source_id: uuid.UUID
+    name: str
+    query: str | None
+    table: str | None
+    primary_key: str
+    columns: list[ModelColumn] | None
+    created_by: uuid.UUID | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class AudienceCreate(InputShape):
+    name: NameStr
+    description: DescriptionStr = ""
+    model_id: uuid.UUID
+    filter: dict[str, Any] = Field(default_factory=dict)
+
+
+class AudienceUpdate(InputShape):
+    name: NameStr | None = None
+    description: DescriptionStr | None = None
+    filter: dict[str, Any] | None = None
+
+
+class AudiencePublic(OutputShape):
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    model_id: uuid.UUID
+    name: str
+    description: str
+    filter: dict[str, Any]
+    created_by: uuid.UUID | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class DestinationCreate(InputShape):
+    name: NameStr
+    type: DestinationType
+    config: dict[str, Any]
+
+
+class DestinationUpdate(InputShape):
+    name: NameStr | None = None
+    config: dict[str, Any] | None = None
+
+
+class DestinationPublic(OutputShape):
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    name: str
+    type: DestinationType
+    config: dict[str, Any] = Field(description="the non-secret part of the configuration")
+    secret_fields: list[str] = Field(description="names of the write-only fields that are set")
+    created_by: uuid.UUID | None
+    created_at: Timestamp
+    updated_at: Timestamp

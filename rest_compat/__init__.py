@@ -1,0 +1,1 @@
+"""The REST compatibility layer: the published /api/v1 contract over app.services."""
