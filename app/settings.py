@@ -19,6 +19,8 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
+    #: arq queue (and key prefix) this deployment uses on Redis.
+    queue_name: str = "signalsmith:queue"
     #: Comma-separated Fernet keys; the first encrypts, all decrypt (rotation).
     secret_key: str | None = None
     allow_private_destinations: bool = False

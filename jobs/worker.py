@@ -18,5 +18,6 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
     return {
         "functions": [ping],
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "queue_name": settings.queue_name,
         "poll_delay": 0.05,
     }
