@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -28,8 +29,12 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True,
-        timeout=60, check=False,
+        [sys.executable, "-m", "app.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -42,8 +47,9 @@ def test_migrate_then_bootstrap_prints_one_json_line(tmp_path: Path) -> None:
     assert len(lines) == 1
     data = json.loads(lines[0])
     assert set(data) == {"workspace_id", "account_id", "token"}
-    again = json.loads(run_cli(env, "bootstrap", "--workspace", "Acme", "--email",
-                               "ada@example.com").stdout)
+    again = json.loads(
+        run_cli(env, "bootstrap", "--workspace", "Acme", "--email", "ada@example.com").stdout
+    )
     assert again["workspace_id"] == data["workspace_id"]
     assert again["account_id"] == data["account_id"]
     assert again["token"] != data["token"]
@@ -74,8 +80,11 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     env = cli_env(tmp_path)
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -104,19 +113,29 @@ def test_serve_migrates_and_answers_with_a_bootstrapped_token(
     assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
     boot = json.loads(run_cli(env, "bootstrap", "--workspace", "w", "--email", "a@b.co").stdout)
     headers = {"Authorization": f"Bearer {boot['token']}"}
-    listed = httpx.get(f"{base}/api/v1/workspaces/{boot['workspace_id']}/audience-syncs",
-                       headers=headers)
+    listed = httpx.get(
+        f"{base}/api/v1/workspaces/{boot['workspace_id']}/audience-syncs", headers=headers
+    )
     assert listed.status_code == 200 and listed.json() == []
-    assert httpx.get(f"{base}/api/v1/workspaces/{boot['workspace_id']}/audience-syncs"
-                     ).status_code == 401
+    assert (
+        httpx.get(f"{base}/api/v1/workspaces/{boot['workspace_id']}/audience-syncs").status_code
+        == 401
+    )
 
 
 async def test_worker_with_redis_processes_jobs(tmp_path: Path) -> None:
     require_reachable("Redis", REDIS_URL)
     queue = unique_name("signalsmith:test")
     env = cli_env(tmp_path, SIGNALSMITH_REDIS_URL=REDIS_URL, SIGNALSMITH_QUEUE_NAME=queue)
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app.cli",
+        "worker",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     pool = await create_pool(RedisSettings.from_dsn(REDIS_URL), default_queue_name=queue)
     try:
         job = await pool.enqueue_job("ping")
@@ -124,6 +143,6 @@ async def test_worker_with_redis_processes_jobs(tmp_path: Path) -> None:
         assert await job.result(timeout=30) == "pong"
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        await asyncio.wait_for(proc.wait(), timeout=20)
         await pool.delete(queue)
         await pool.aclose()
