@@ -9,7 +9,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from app.http import RequestObservation
 from app.metrics import Metrics
@@ -51,13 +51,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         yield
         await runtime.close()
 
+    # Routes, not a Mount: a Mount only matches "/graphql/…" and would redirect "/graphql".
+    graphql_app = build_graphql_app(runtime, metrics)
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
             Mount("/api/v1", app=build_rest_app(runtime)),
-            Mount("/graphql", app=build_graphql_app(runtime, metrics)),
+            Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql_app),
         ],
         lifespan=lifespan,
     )

@@ -49,10 +49,34 @@ def parse_input(
             f"field(s) may not be null: {', '.join(nulls)}",
             [FieldError(name, "may not be null") for name in nulls],
         )
+    with_nul = _fields_with_nul(data)
+    if with_nul:
+        raise InvalidInput(
+            f"text may not contain NUL characters: {', '.join(with_nul)}",
+            [FieldError(name, "may not contain NUL (\\u0000) characters") for name in with_nul],
+        )
     try:
         return shape.model_validate(dict(data))
     except ValidationError as exc:
         raise invalid_from(exc) from None
+
+
+def _fields_with_nul(data: Mapping[str, Any]) -> list[str]:
+    """Paths of strings (keys included) holding U+0000, which PostgreSQL text cannot store."""
+    found: list[str] = []
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), data)]
+    while stack:
+        loc, value = stack.pop()
+        if isinstance(value, str) and "\x00" in value:
+            found.append(_field_path(loc))
+        elif isinstance(value, Mapping):
+            for key, child in value.items():
+                if isinstance(key, str) and "\x00" in key:
+                    found.append(_field_path((*loc, key)))
+                stack.append(((*loc, key), child))
+        elif isinstance(value, list | tuple):
+            stack.extend(((*loc, index), child) for index, child in enumerate(value))
+    return sorted(set(found))
 
 
 def invalid_from(exc: ValidationError, prefix: str = "") -> InvalidInput:

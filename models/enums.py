@@ -62,6 +62,14 @@ class RunStatus(StrEnum):
 ACTIVE_RUN_STATUSES = (RunStatus.queued, RunStatus.running, RunStatus.cancelling)
 
 
+class RowStatus(StrEnum):
+    """Outcome of a row that did not simply succeed (a `RowResult`)."""
+
+    rejected = "rejected"  #: the destination refused it
+    invalid = "invalid"  #: it could not be normalised, so it was never sent
+    failed = "failed"  #: sending it failed (transient errors ran out of retries)
+
+
 class RunPhase(StrEnum):
     querying = "querying"
     planning = "planning"

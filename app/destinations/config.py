@@ -12,6 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from models.enums import DestinationType
 
 
+def http_url(value: str) -> str:
+    """An http(s) URL with a host (a malformed one, e.g. `http://[::1`, is a ValueError)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL with a host")
+    return value
+
+
 class WebhookConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -22,10 +30,7 @@ class WebhookConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL with a host")
-        return value
+        return http_url(value)
 
 
 class ConnectorConfig(BaseModel):
@@ -34,6 +39,11 @@ class ConnectorConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     base_url: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value)
 
 
 @dataclass(frozen=True)

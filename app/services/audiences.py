@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete
 
 from app.context import ServiceContext
-from app.errors import Conflict
+from app.errors import Conflict, NotImplementedYet
 from app.services.changes import apply_changes, commit_change
 from app.services.lookup import (
     Page,
     authorize,
+    get_many_scoped,
     get_scoped,
     is_referenced,
     page,
@@ -26,6 +29,22 @@ from models.enums import Role
 from models.shapes.catalog import CATALOG_READ_ONLY_FIELDS, AudienceCreate, AudienceUpdate
 
 KIND = "audience"
+
+
+@dataclass(frozen=True)
+class SplitGroupSize:
+    id: uuid.UUID
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class AudiencePreview:
+    """How many members an audience has now, a small sample, and each split group's size."""
+
+    size: int
+    sample: list[dict[str, Any]]
+    split_groups: list[SplitGroupSize]
 
 
 async def list_audiences(
@@ -47,6 +66,22 @@ async def get_audience(
 ) -> Audience:
     authorize(ctx, workspace_id)
     return await get_scoped(ctx.session, Audience, audience_id, workspace_id, KIND)
+
+
+async def get_audiences_by_ids(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID, audience_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Audience]:
+    """The workspace's audiences among `audience_ids`, in one query (for batch loaders)."""
+    authorize(ctx, workspace_id)
+    return await get_many_scoped(ctx.session, Audience, audience_ids, workspace_id)
+
+
+async def preview_audience(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID, audience_id: uuid.UUID
+) -> AudiencePreview:
+    """Compute the audience's size and a sample on its source (DESIGN §3.2, §6)."""
+    await get_audience(ctx, workspace_id=workspace_id, audience_id=audience_id)
+    raise NotImplementedYet("audience previews arrive with the audiences engine")
 
 
 async def create_audience(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,7 +13,7 @@ from app.context import ServiceContext
 from app.destinations.config import is_private_host, public_view, secret_fields, spec_for
 from app.errors import Conflict, InvalidInput
 from app.services.changes import apply_changes, commit_change
-from app.services.lookup import Page, authorize, get_scoped, is_referenced, page
+from app.services.lookup import Page, authorize, get_many_scoped, get_scoped, is_referenced, page
 from app.validation import invalid_from, parse_input
 from models import AudienceSync, Destination
 from models.enums import DestinationType, Role
@@ -72,6 +73,14 @@ async def get_destination(
 ) -> Destination:
     authorize(ctx, workspace_id)
     return await get_scoped(ctx.session, Destination, destination_id, workspace_id, KIND)
+
+
+async def get_destinations_by_ids(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID, destination_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Destination]:
+    """The workspace's destinations among `destination_ids`, in one query (for batch loaders)."""
+    authorize(ctx, workspace_id)
+    return await get_many_scoped(ctx.session, Destination, destination_ids, workspace_id)
 
 
 async def create_destination(

@@ -47,6 +47,22 @@ async def get_scoped(
     return row
 
 
+async def get_many_scoped(
+    session: AsyncSession,
+    table: type[RowT],
+    object_ids: Sequence[uuid.UUID],
+    workspace_id: uuid.UUID,
+) -> dict[uuid.UUID, RowT]:
+    """The objects of this workspace among `object_ids`, by id, in one query (batch loads)."""
+    if not object_ids:
+        return {}
+    column: Any = table.id  # type: ignore[attr-defined]
+    rows = await session.execute(
+        select(table).where(column.in_(set(object_ids)), table.workspace_id == workspace_id)  # type: ignore[attr-defined]
+    )
+    return {row.id: row for row in rows.scalars().all()}  # type: ignore[attr-defined]
+
+
 async def reference_in_workspace(
     session: AsyncSession,
     table: type[RowT],

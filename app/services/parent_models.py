@@ -6,6 +6,7 @@ Column introspection arrives with the audiences engine; until then `columns` is 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from app.context import ServiceContext
@@ -14,6 +15,7 @@ from app.services.changes import apply_changes, commit_change
 from app.services.lookup import (
     Page,
     authorize,
+    get_many_scoped,
     get_scoped,
     is_referenced,
     page,
@@ -47,6 +49,14 @@ async def get_model(
 ) -> ParentModel:
     authorize(ctx, workspace_id)
     return await get_scoped(ctx.session, ParentModel, model_id, workspace_id, KIND)
+
+
+async def get_models_by_ids(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID, model_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, ParentModel]:
+    """The workspace's models among `model_ids`, in one query (for batch loaders)."""
+    authorize(ctx, workspace_id)
+    return await get_many_scoped(ctx.session, ParentModel, model_ids, workspace_id)
 
 
 async def create_model(

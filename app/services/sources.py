@@ -4,6 +4,7 @@ connection checks and introspection come with the audiences engine."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy.exc import ArgumentError
 from app.context import ServiceContext
 from app.errors import Conflict, InvalidInput
 from app.services.changes import apply_changes, commit_change
-from app.services.lookup import Page, authorize, get_scoped, is_referenced, page
+from app.services.lookup import Page, authorize, get_many_scoped, get_scoped, is_referenced, page
 from app.settings import Settings
 from app.validation import parse_input
 from models import ParentModel, Source
@@ -76,6 +77,14 @@ async def get_source(
 ) -> Source:
     authorize(ctx, workspace_id)
     return await get_scoped(ctx.session, Source, source_id, workspace_id, KIND)
+
+
+async def get_sources_by_ids(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID, source_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Source]:
+    """The workspace's sources among `source_ids`, in one query (for batch loaders)."""
+    authorize(ctx, workspace_id)
+    return await get_many_scoped(ctx.session, Source, source_ids, workspace_id)
 
 
 async def create_source(ctx: ServiceContext, *, workspace_id: uuid.UUID, data: object) -> Source:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete
@@ -11,7 +12,14 @@ from sqlmodel import select
 from app.context import ServiceContext
 from app.errors import Conflict, InvalidInput
 from app.services.audit import record_audit
-from app.services.lookup import Page, authorize, get_scoped, page, reference_in_workspace
+from app.services.lookup import (
+    Page,
+    authorize,
+    get_many_scoped,
+    get_scoped,
+    page,
+    reference_in_workspace,
+)
 from app.validation import parse_input
 from models import (
     Audience,
@@ -56,6 +64,14 @@ async def get_audience_sync(
 ) -> AudienceSync:
     authorize(ctx, workspace_id)
     return await get_scoped(ctx.session, AudienceSync, sync_id, workspace_id, KIND)
+
+
+async def get_audience_syncs_by_ids(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID, sync_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, AudienceSync]:
+    """The workspace's syncs among `sync_ids`, in one query (for batch loaders)."""
+    authorize(ctx, workspace_id)
+    return await get_many_scoped(ctx.session, AudienceSync, sync_ids, workspace_id)
 
 
 async def create_audience_sync(
@@ -104,9 +120,11 @@ async def update_audience_sync(
             changes[field] = [item.model_dump() for item in value]
         else:
             changes[field] = value
-    for field, value in changes.items():
-        setattr(sync, field, value)
-    await _check_references(ctx, sync)
+    # No autoflush: an unchecked reference must not reach the database (FK error) first.
+    with ctx.session.no_autoflush:
+        for field, value in changes.items():
+            setattr(sync, field, value)
+        await _check_references(ctx, sync)
     sync.updated_at = utcnow()
     ctx.session.add(sync)
     record_audit(

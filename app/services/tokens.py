@@ -49,6 +49,8 @@ async def create_token(ctx: ServiceContext, *, workspace_id: uuid.UUID, data: ob
         read_only=("id", "token", "prefix", "workspace_id"),
         nullable=("email", "role", "expires_at"),
     )
+    if body.expires_at is not None and body.expires_at.tzinfo is None:
+        raise InvalidInput.field("expires_at", "needs a UTC offset, e.g. 2030-01-01T00:00:00Z")
     if body.expires_at is not None and body.expires_at <= utcnow():
         raise InvalidInput.field("expires_at", "must be in the future")
     if body.email is None:

@@ -51,6 +51,17 @@ class SyncRunPublic(OutputShape):
     error: RunError | None
 
 
+class RowResultPublic(OutputShape):
+    """A row of a run that did not simply succeed (`GET …/runs/{runId}/rows`)."""
+
+    id: int
+    member_key: str | None
+    operation: str
+    status: str
+    error: str
+    created_at: Timestamp
+
+
 class SyncRunEventPublic(OutputShape):
     seq: int
     type: str

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import EmailStr, Field
+from pydantic import EmailStr, Field, field_validator
 
 from models.enums import Role
 from models.shapes.common import InputShape, NameStr, OutputShape, Timestamp
@@ -25,6 +26,17 @@ class TokenCreate(InputShape):
     email: EmailStr | None = None
     role: Role | None = None
     expires_at: Timestamp | None = None
+
+    @field_validator("expires_at")
+    @classmethod
+    def _representable_in_utc(cls, value: datetime | None) -> datetime | None:
+        """Stored in UTC: an instant outside years 1..9999 there cannot be (OverflowError)."""
+        if value is not None and value.tzinfo is not None:
+            try:
+                value.astimezone(UTC)
+            except OverflowError:
+                raise ValueError("is outside years 1 to 9999 once in UTC") from None
+        return value
 
 
 class TokenPublic(OutputShape):

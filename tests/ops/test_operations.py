@@ -55,8 +55,9 @@ async def test_metrics_count_requests_per_route_template(
     client: httpx.AsyncClient, world: World
 ) -> None:
     await client.get("/healthz")
-    await client.get(f"/api/v1/workspaces/{world.workspace_id}/audience-syncs",
-                     headers=world.headers())
+    await client.get(
+        f"/api/v1/workspaces/{world.workspace_id}/audience-syncs", headers=world.headers()
+    )
     text = (await client.get("/metrics")).text
     assert 'signalsmith_http_requests_total{method="GET",route="/healthz",status="200"}' in text
     assert "signalsmith_http_request_duration_seconds_bucket" in text

@@ -1,0 +1,95 @@
+"""The context of one GraphQL request: lazy authentication, one session, the loaders.
+
+Authentication happens on the first resolver that needs the caller, so a request without a
+token fails with UNAUTHENTICATED only where it touches such a resolver. The request's session
+is shared by all resolvers; since a session is not safe for concurrent use and graphql-core
+resolves sibling fields concurrently, every service call holds the request's lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Concatenate, ParamSpec, TypeVar
+
+import strawberry
+
+from app.auth import Principal
+from app.context import ServiceContext
+from app.errors import Unauthenticated
+from app.runtime import Runtime
+from graphql_schema.dataloaders import Loaders
+from graphql_schema.scalars import parse_id
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class GraphQLContext:
+    def __init__(self, runtime: Runtime, authorization: str | None) -> None:
+        self.runtime = runtime
+        self.authorization = authorization
+        self.loaders = Loaders(self)
+        self._stack = AsyncExitStack()
+        self._lock = asyncio.Lock()
+        self._service: ServiceContext | None = None
+        self._failure: Unauthenticated | None = None
+
+    async def _open(self) -> ServiceContext:
+        """Authenticate once per request (the caller holds the lock)."""
+        if self._failure is not None:
+            raise self._failure
+        if self._service is None:
+            try:
+                self._service = await self._stack.enter_async_context(
+                    self.runtime.context(self.authorization)
+                )
+            except Unauthenticated as exc:
+                self._failure = exc
+                raise
+        return self._service
+
+    async def service(self) -> ServiceContext:
+        """The authenticated service context (for helpers that do not touch the session)."""
+        async with self._lock:
+            return await self._open()
+
+    async def principal(self) -> Principal:
+        return (await self.service()).principal
+
+    async def workspace_id(self, given: strawberry.ID | None = None) -> uuid.UUID:
+        """The workspace an argument names, or the token's workspace when it names none."""
+        if given is not None:
+            return parse_id(given, "workspaceId")
+        return (await self.principal()).workspace_id
+
+    async def call(
+        self,
+        function: Callable[Concatenate[ServiceContext, P], Awaitable[T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run one service function on the request's session, one at a time.
+
+        A failed call leaves nothing behind for later calls of the same request: its
+        unflushed changes are dropped (objects already handed out stay loaded) and the
+        transaction is rolled back.
+        """
+        async with self._lock:
+            service = await self._open()
+            try:
+                return await function(service, *args, **kwargs)
+            except Exception:
+                service.session.expunge_all()
+                await service.session.rollback()
+                raise
+
+    async def close(self) -> None:
+        """End of the request: close the session (rolling back anything uncommitted)."""
+        await self._stack.aclose()
+
+
+Info = strawberry.Info[GraphQLContext, None]

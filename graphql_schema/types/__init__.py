@@ -1,0 +1,1 @@
+"""GraphQL object types: camelCase views of the same objects the REST layer renders."""
