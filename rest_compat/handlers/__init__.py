@@ -1,0 +1,1 @@
+"""REST handlers: each parses the call, invokes one service function and renders the result."""

@@ -1,0 +1,336 @@
+"""The route table: every REST path under /api/v1, its handler, shapes and statuses.
+
+The server routes from this table and the OpenAPI document is generated from it, so the two
+cannot drift apart. Paths and field names follow the published contract
+(spec/audience-syncs-api.md) and DESIGN §3.2.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from models.shapes.audience_sync import (
+    SYNC_NULLABLE_FIELDS,
+    AudienceSyncCreate,
+    AudienceSyncPublic,
+    AudienceSyncUpdate,
+)
+from models.shapes.catalog import (
+    AudienceCreate,
+    AudiencePublic,
+    AudienceUpdate,
+    DestinationCreate,
+    DestinationPublic,
+    DestinationUpdate,
+    ModelCreate,
+    ModelPublic,
+    ModelUpdate,
+    SourceCreate,
+    SourcePublic,
+    SourceUpdate,
+)
+from models.shapes.run import RowResultPublic, SyncRunEventPublic, SyncRunPublic, TriggerOptions
+from models.shapes.workspace import (
+    AuditEntryPublic,
+    TokenCreate,
+    TokenCreated,
+    TokenPublic,
+    WorkspacePublic,
+)
+from rest_compat.endpoint import Endpoint, Handler
+from rest_compat.handlers import (
+    audience_syncs,
+    audiences,
+    audit_log,
+    destinations,
+    parent_models,
+    sources,
+    sync_runs,
+    tokens,
+    workspaces,
+)
+from rest_compat.query import AFTER, PAGE, ROW_STATUS
+from rest_compat.schemas import Deleted
+
+WS = "/workspaces/{id}"
+SYNCS = f"{WS}/audience-syncs"
+SYNC = f"{SYNCS}/{{syncId}}"
+RUN = f"{WS}/runs/{{runId}}"
+#: Trigger and cancel answer 501 until the run engine lands; 409 once it has (an active run).
+RUN_ENGINE = (409, 501)
+
+
+def crud(
+    *,
+    tag: str,
+    noun: str,
+    item_id: str,
+    public: type[BaseModel],
+    create: type[BaseModel],
+    update: type[BaseModel],
+    handlers: tuple[Handler, Handler, Handler, Handler, Handler],
+) -> tuple[Endpoint, ...]:
+    """List, create, get, update and delete of one of the resources the contract implies."""
+    collection, item = f"{WS}/{tag}", f"{WS}/{tag}/{{{item_id}}}"
+    list_, create_, get_, update_, delete_ = handlers
+    return (
+        Endpoint("GET", collection, list_, f"List {noun}s", tag, public, many=True, query=PAGE),
+        Endpoint("POST", collection, create_, f"Create a {noun}", tag, public, 201, body=create),
+        Endpoint("GET", item, get_, f"Get a {noun}", tag, public),
+        Endpoint(
+            "PUT",
+            item,
+            update_,
+            f"Update a {noun}",
+            tag,
+            public,
+            body=update,
+            nullable=(),
+            description="Only the fields given change.",
+        ),
+        Endpoint(
+            "DELETE",
+            item,
+            delete_,
+            f"Delete a {noun}",
+            tag,
+            Deleted,
+            also=(409,),
+            description="Refused (409) while another object uses it.",
+        ),
+    )
+
+
+AUDIENCE_SYNC_ENDPOINTS = (
+    Endpoint(
+        "GET",
+        SYNCS,
+        audience_syncs.list_audience_syncs,
+        "List all audience syncs",
+        "audience-syncs",
+        AudienceSyncPublic,
+        many=True,
+        query=PAGE,
+    ),
+    Endpoint(
+        "POST",
+        SYNCS,
+        audience_syncs.create_audience_sync,
+        "Create an audience sync",
+        "audience-syncs",
+        AudienceSyncPublic,
+        201,
+        body=AudienceSyncCreate,
+    ),
+    Endpoint(
+        "GET",
+        SYNC,
+        audience_syncs.get_audience_sync,
+        "Get an audience sync",
+        "audience-syncs",
+        AudienceSyncPublic,
+    ),
+    Endpoint(
+        "PUT",
+        SYNC,
+        audience_syncs.update_audience_sync,
+        "Update an audience sync",
+        "audience-syncs",
+        AudienceSyncPublic,
+        body=AudienceSyncUpdate,
+        nullable=SYNC_NULLABLE_FIELDS,
+        description="Only the fields given change.",
+    ),
+    Endpoint(
+        "DELETE",
+        SYNC,
+        audience_syncs.delete_audience_sync,
+        "Delete an audience sync",
+        "audience-syncs",
+        Deleted,
+        also=(409,),
+        description="Deletes its runs and state too; refused (409) while a run is active.",
+    ),
+    Endpoint(
+        "POST",
+        f"{SYNC}/trigger",
+        sync_runs.trigger_sync_run,
+        "Trigger a sync run",
+        "audience-syncs",
+        SyncRunPublic,
+        201,
+        body=TriggerOptions,
+        body_required=False,
+        also=RUN_ENGINE,
+        description="Answers 501 until the run engine is installed (nothing is queued then).",
+    ),
+    Endpoint(
+        "GET",
+        f"{SYNC}/runs",
+        sync_runs.list_sync_runs,
+        "List sync runs",
+        "audience-syncs",
+        SyncRunPublic,
+        many=True,
+        query=PAGE,
+        description="Newest first.",
+    ),
+    Endpoint(
+        "GET",
+        f"{SYNC}/runs/{{runId}}",
+        sync_runs.get_sync_run,
+        "Get a sync run",
+        "audience-syncs",
+        SyncRunPublic,
+    ),
+)
+
+RUN_ENDPOINTS = (
+    Endpoint(
+        "POST",
+        f"{RUN}/cancel",
+        sync_runs.cancel_sync_run,
+        "Cancel a run",
+        "runs",
+        SyncRunPublic,
+        also=RUN_ENGINE,
+        description="Answers 501 until the run engine is installed.",
+    ),
+    Endpoint(
+        "GET",
+        f"{RUN}/events",
+        sync_runs.list_run_events,
+        "List a run's events",
+        "runs",
+        SyncRunEventPublic,
+        many=True,
+        query=(AFTER,),
+        description="In sequence order, at most 1000 per call; continue with `after`.",
+    ),
+    Endpoint(
+        "GET",
+        f"{RUN}/rows",
+        sync_runs.list_row_results,
+        "List a run's row outcomes",
+        "runs",
+        RowResultPublic,
+        many=True,
+        query=(ROW_STATUS, *PAGE),
+    ),
+)
+
+CATALOG_ENDPOINTS = (
+    *crud(
+        tag="sources",
+        noun="source",
+        item_id="sourceId",
+        public=SourcePublic,
+        create=SourceCreate,
+        update=SourceUpdate,
+        handlers=(
+            sources.list_sources,
+            sources.create_source,
+            sources.get_source,
+            sources.update_source,
+            sources.delete_source,
+        ),
+    ),
+    *crud(
+        tag="models",
+        noun="model",
+        item_id="modelId",
+        public=ModelPublic,
+        create=ModelCreate,
+        update=ModelUpdate,
+        handlers=(
+            parent_models.list_models,
+            parent_models.create_model,
+            parent_models.get_model,
+            parent_models.update_model,
+            parent_models.delete_model,
+        ),
+    ),
+    *crud(
+        tag="audiences",
+        noun="audience",
+        item_id="audienceId",
+        public=AudiencePublic,
+        create=AudienceCreate,
+        update=AudienceUpdate,
+        handlers=(
+            audiences.list_audiences,
+            audiences.create_audience,
+            audiences.get_audience,
+            audiences.update_audience,
+            audiences.delete_audience,
+        ),
+    ),
+    *crud(
+        tag="destinations",
+        noun="destination",
+        item_id="destinationId",
+        public=DestinationPublic,
+        create=DestinationCreate,
+        update=DestinationUpdate,
+        handlers=(
+            destinations.list_destinations,
+            destinations.create_destination,
+            destinations.get_destination,
+            destinations.update_destination,
+            destinations.delete_destination,
+        ),
+    ),
+)
+
+ADMIN_ENDPOINTS = (
+    Endpoint(
+        "GET",
+        f"{WS}/tokens",
+        tokens.list_tokens,
+        "List API tokens (admins)",
+        "tokens",
+        TokenPublic,
+        many=True,
+    ),
+    Endpoint(
+        "POST",
+        f"{WS}/tokens",
+        tokens.create_token,
+        "Mint an API token (admins)",
+        "tokens",
+        TokenCreated,
+        201,
+        body=TokenCreate,
+        description="The secret `token` is in this response and never again.",
+    ),
+    Endpoint(
+        "DELETE",
+        f"{WS}/tokens/{{tokenId}}",
+        tokens.revoke_token,
+        "Revoke an API token (admins)",
+        "tokens",
+        TokenPublic,
+        description="Idempotent; the token stops working at once.",
+    ),
+    Endpoint(
+        "GET",
+        f"{WS}/audit-log",
+        audit_log.list_audit_log,
+        "Read the audit log (admins)",
+        "audit-log",
+        AuditEntryPublic,
+        many=True,
+        query=PAGE,
+        description="Newest first; secrets are redacted.",
+    ),
+)
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        "GET", WS, workspaces.get_workspace, "Get the workspace", "workspaces", WorkspacePublic
+    ),
+    *AUDIENCE_SYNC_ENDPOINTS,
+    *RUN_ENDPOINTS,
+    *CATALOG_ENDPOINTS,
+    *ADMIN_ENDPOINTS,
+)
