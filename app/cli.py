@@ -54,7 +54,14 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     from app.db import migrate
 
     migrate(settings.database_url)
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, ws="websockets-sansio")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        ws="websockets-sansio",
+    )
     return 0
 
 

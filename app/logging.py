@@ -48,3 +48,5 @@ def configure_logging(level: str = "INFO") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # Our own request line replaces uvicorn's access log; Alembic's plugin chatter is noise.
+    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))
