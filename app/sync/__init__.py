@@ -1,0 +1,1 @@
+"""The sync engine: stream, plan, send in batches, commit each acknowledged batch."""
