@@ -60,11 +60,11 @@ class Receiver:
                 return JSONResponse({}, status_code=scripted.status, headers=scripted.headers)
         batch = json.loads(body)
         records = batch["records"]
-        if any(str(r["id"]) in self.poison_ids for r in records):
+        if any(str(r.get("id")) in self.poison_ids for r in records):
             return JSONResponse({"error": "invalid batch"}, status_code=400)
         rejected = []
         for index, record in enumerate(records):
-            key = str(record["id"])
+            key = str(record.get("id", record.get("member_key")))
             if key in self.reject_ids:
                 rejected.append({"index": index, "error": f"invalid record {key}"})
             elif batch["operation"] == "remove":

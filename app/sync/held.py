@@ -1,0 +1,87 @@
+"""The snapshot store: what each destination holds because we sent it (`SyncedMember`)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Integer, Numeric, cast, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col
+
+from models import SyncedMember
+from models.columns import utcnow
+
+
+def sort_key_for(numeric: bool) -> Any:
+    """The key order the membership stream uses: numeric for number keys, else code points."""
+    return Decimal if numeric else str
+
+
+def _order(dialect: str, numeric: bool) -> Any:
+    key = col(SyncedMember.member_key)
+    if numeric:
+        return cast(key, Numeric) if dialect == "postgresql" else cast(key, Integer)
+    return key.collate("C") if dialect == "postgresql" else key
+
+
+async def held_members(
+    engine: AsyncEngine, sync_id: uuid.UUID, *, numeric: bool
+) -> AsyncIterator[tuple[str, str]]:
+    """(member_key, fingerprint) held for the sync, streamed in the membership's key order.
+
+    Reads on its own connection, so batches committed meanwhile do not disturb the stream.
+    """
+    order = _order(engine.dialect.name, numeric)
+    query = (
+        select(col(SyncedMember.member_key), col(SyncedMember.fingerprint))
+        .where(col(SyncedMember.sync_id) == sync_id)
+        .order_by(order)
+    )
+    async with engine.connect() as connection:
+        result = await connection.stream(query.execution_options(yield_per=5000))
+        async for key, fingerprint in result:
+            yield str(key), str(fingerprint)
+
+
+async def held_count(session: AsyncSession, sync_id: uuid.UUID) -> int:
+    query = (
+        select(func.count()).select_from(SyncedMember).where(col(SyncedMember.sync_id) == sync_id)
+    )
+    return int((await session.execute(query)).scalar_one())
+
+
+async def record_sent(
+    session: AsyncSession,
+    sync_id: uuid.UUID,
+    upserts: Iterable[tuple[str, str]],
+    removed: Iterable[str],
+) -> None:
+    """Record acknowledged rows (in the caller's transaction): upserts hold, removals drop."""
+    rows = [
+        {"sync_id": sync_id, "member_key": key, "fingerprint": fp, "synced_at": utcnow()}
+        for key, fp in upserts
+    ]
+    if rows:
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(SyncedMember).values(rows)
+        statement = statement.on_conflict_do_update(
+            index_elements=["sync_id", "member_key"],
+            set_={
+                "fingerprint": statement.excluded.fingerprint,
+                "synced_at": statement.excluded.synced_at,
+            },
+        )
+        await session.execute(statement)
+    keys = list(removed)
+    for start in range(0, len(keys), 500):
+        await session.execute(
+            delete(SyncedMember).where(
+                col(SyncedMember.sync_id) == sync_id,
+                col(SyncedMember.member_key).in_(keys[start : start + 500]),
+            )
+        )

@@ -1,0 +1,231 @@
+"""The engine end to end into a real webhook receiver: every mode over a scripted series of
+membership changes, counts that reconcile, invalid rows, the removal guard, dry runs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from app.destinations.address_guard import allow_all
+from app.destinations.delivery import RetryPolicy
+from app.destinations.webhook import WebhookConnector
+from app.runtime import Runtime
+from app.sync.engine import EngineInput, SyncEngine
+from models import AudienceSync, RowResult, SyncRun
+from models.enums import RunStatus
+from tests.destinations.receiver import Receiver
+from tests.factories import World, create_sync
+from tests.servers import serve_in_thread
+
+MAPPING = [
+    {"source_column": "id", "destination_field": "id"},
+    {"source_column": "email", "destination_field": "email"},
+]
+Audience = dict[int, str]
+
+
+@pytest.fixture
+def receiver() -> Receiver:
+    return Receiver()
+
+
+@pytest.fixture
+def hook_url(receiver: Receiver) -> Iterator[str]:
+    with serve_in_thread(receiver.app()) as base:
+        yield f"{base}/hook"
+
+
+async def stream(
+    audience: Audience,
+    extra: list[tuple[str | None, dict[str, Any]]] = [],  # noqa: B006
+) -> AsyncIterator[tuple[str | None, dict[str, Any]]]:
+    rows = sorted(
+        [(str(k), {"id": k, "email": v}) for k, v in audience.items()] + extra,
+        key=lambda item: (item[0] is None, int(item[0] or 0)),
+    )
+    for row in rows:
+        yield row
+
+
+class Harness:
+    def __init__(self, runtime: Runtime, sync: AudienceSync, url: str) -> None:
+        self.runtime, self.sync, self.url = runtime, sync, url
+
+    async def run(
+        self,
+        audience: Audience,
+        *,
+        extra: list[Any] | None = None,
+        full_resync: bool = False,
+        dry_run: bool = False,
+    ) -> SyncRun:
+        async with self.runtime.database.session() as session:
+            run = SyncRun(
+                sync_id=self.sync.id,
+                workspace_id=self.sync.workspace_id,
+                full_resync=full_resync,
+                dry_run=dry_run,
+            )
+            session.add(run)
+            await session.commit()
+        connector = WebhookConnector({"url": self.url}, policy=allow_all)
+        try:
+            job = EngineInput(
+                run_id=run.id,
+                sync=self.sync,
+                members=stream(audience, extra or []),
+                numeric_keys=True,
+                connector=connector,
+                full_resync=full_resync,
+                dry_run=dry_run,
+                policy=RetryPolicy(attempts=2, initial_delay=0.01),
+            )
+            finished = await SyncEngine(self.runtime.database.engine, job).run(run)
+        finally:
+            await connector.close()
+        assert finished.query_size == (
+            finished.planned["add"]
+            + finished.planned["update"]
+            + finished.unchanged
+            + finished.invalid
+        )
+        return finished
+
+
+async def harness(runtime: Runtime, world: World, mode: str, url: str) -> Harness:
+    sync = await create_sync(runtime, world, sync_mode=mode, field_mapping=MAPPING)
+    return Harness(runtime, sync, url)
+
+
+def held_by(receiver: Receiver) -> Audience:
+    return {int(k): v["email"] for k, v in receiver.members.items()}
+
+
+def counts(run: SyncRun) -> tuple[dict[str, int], int]:
+    return run.succeeded, run.unchanged
+
+
+START: Audience = {1: "a@x", 2: "b@x", 3: "c@x"}
+CHANGED: Audience = {2: "b@x", 3: "c2@x", 4: "d@x"}  # 1 exits, 3 changes, 4 enters
+REENTER: Audience = {**CHANGED, 1: "a@x"}
+
+
+async def test_mirror_keeps_the_destination_equal_to_the_audience(
+    runtime: Runtime, world: World, receiver: Receiver, hook_url: str
+) -> None:
+    h = await harness(runtime, world, "mirror", hook_url)
+    first = await h.run(START)
+    assert first.status == RunStatus.succeeded and held_by(receiver) == START
+    second = await h.run(CHANGED)
+    assert held_by(receiver) == CHANGED
+    assert second.succeeded == {"add": 1, "update": 1, "remove": 1} and second.unchanged == 1
+    third = await h.run(REENTER)
+    assert held_by(receiver) == REENTER and third.succeeded == {"add": 1, "update": 0, "remove": 0}
+    quiet = await h.run(REENTER)
+    assert quiet.planned == {"add": 0, "update": 0, "remove": 0} and quiet.unchanged == 4
+
+
+async def test_mirror_removes_only_what_it_sent(
+    runtime: Runtime, world: World, receiver: Receiver, hook_url: str
+) -> None:
+    receiver.members["99"] = {"id": 99, "email": "from-elsewhere@x"}
+    h = await harness(runtime, world, "mirror", hook_url)
+    await h.run(START)
+    await h.run({2: "b@x", 3: "c@x"})
+    assert held_by(receiver) == {2: "b@x", 3: "c@x", 99: "from-elsewhere@x"}
+
+
+async def test_add_sends_only_additions(
+    runtime: Runtime, world: World, receiver: Receiver, hook_url: str
+) -> None:
+    h = await harness(runtime, world, "add", hook_url)
+    await h.run(START)
+    second = await h.run(CHANGED)
+    assert held_by(receiver) == {**START, 4: "d@x"}
+    assert second.succeeded == {"add": 1, "update": 0, "remove": 0} and second.unchanged == 2
+
+
+async def test_upsert_sends_additions_and_updates(
+    runtime: Runtime, world: World, receiver: Receiver, hook_url: str
+) -> None:
+    h = await harness(runtime, world, "upsert", hook_url)
+    await h.run(START)
+    second = await h.run(CHANGED)
+    assert held_by(receiver) == {1: "a@x", **CHANGED}
+    assert second.succeeded == {"add": 1, "update": 1, "remove": 0}
+
+
+async def test_remove_records_a_baseline_then_sends_exits(
+    runtime: Runtime, world: World, receiver: Receiver, hook_url: str
+) -> None:
+    receiver.members.update({str(k): {"id": k, "email": v} for k, v in START.items()})
+    h = await harness(runtime, world, "remove", hook_url)
+    baseline = await h.run(START)
+    assert receiver.requests == 0 and baseline.planned == {"add": 0, "update": 0, "remove": 0}
+    second = await h.run(CHANGED)  # 1 exits (removed); 4 enters (tracked, not sent)
+    assert second.succeeded == {"add": 0, "update": 0, "remove": 1}
+    assert held_by(receiver) == {2: "b@x", 3: "c@x"}
+    third = await h.run({2: "b@x", 3: "c2@x"})  # 4 exits: sent, though never added by us
+    assert third.succeeded["remove"] == 1
+
+
+async def test_null_and_duplicate_keys_are_invalid_not_sent(
+    runtime: Runtime, world: World, receiver: Receiver, hook_url: str
+) -> None:
+    h = await harness(runtime, world, "mirror", hook_url)
+    extra = [("2", {"id": 2, "email": "dup@x"}), (None, {"id": None, "email": "none@x"})]
+    run = await h.run(START, extra=extra)
+    assert run.status == RunStatus.partial and run.invalid == 3 and run.query_size == 5
+    assert held_by(receiver) == {1: "a@x", 3: "c@x"}
+    async with runtime.database.session() as session:
+        from sqlmodel import select
+
+        rows = (
+            (await session.execute(select(RowResult).where(RowResult.run_id == run.id)))
+            .scalars()
+            .all()
+        )
+    assert sorted((r.member_key or "", r.error) for r in rows) == [
+        ("", "null key"),
+        ("2", "duplicate key"),
+        ("2", "duplicate key"),
+    ]
+
+
+async def test_rejected_rows_are_retried_next_run(
+    runtime: Runtime, world: World, receiver: Receiver, hook_url: str
+) -> None:
+    receiver.reject_ids = {"2"}
+    h = await harness(runtime, world, "mirror", hook_url)
+    first = await h.run(START)
+    assert first.status == RunStatus.partial and first.failed["add"] == 1
+    receiver.reject_ids = set()
+    second = await h.run(START)
+    assert second.succeeded["add"] == 1 and held_by(receiver) == START
+
+
+async def test_removal_guard_stops_before_removing(
+    runtime: Runtime, world: World, receiver: Receiver, hook_url: str
+) -> None:
+    h = await harness(runtime, world, "mirror", hook_url)
+    await h.run(START)
+    stopped = await h.run({})
+    assert stopped.status == RunStatus.failed and stopped.error is not None
+    assert stopped.error["code"] == "removal_guard" and held_by(receiver) == START
+    forced = await h.run({}, full_resync=True)
+    assert forced.status == RunStatus.succeeded and held_by(receiver) == {}
+
+
+async def test_dry_run_reports_the_plan_and_sends_nothing(
+    runtime: Runtime, world: World, receiver: Receiver, hook_url: str
+) -> None:
+    h = await harness(runtime, world, "mirror", hook_url)
+    await h.run(START)
+    requests = receiver.requests
+    plan = await h.run(CHANGED, dry_run=True)
+    assert plan.planned == {"add": 1, "update": 1, "remove": 1}
+    assert receiver.requests == requests and held_by(receiver) == START
+    real = await h.run(CHANGED)
+    assert real.planned == plan.planned  # the dry run changed no state
