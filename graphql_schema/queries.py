@@ -13,6 +13,7 @@ from app.services import (
     parent_models,
     runs,
     sources,
+    split_groups,
     syncs,
     tokens,
     workspaces,
@@ -28,6 +29,7 @@ from graphql_schema.types.catalog import (
     Destination,
     ParentModel,
     Source,
+    SplitGroup,
 )
 from graphql_schema.types.sync_run import SyncRun
 from graphql_schema.types.token import ApiToken
@@ -127,13 +129,25 @@ class Query:
         return Audience.from_row(row)
 
     @strawberry.field(description="Size, a small sample and split-group sizes, computed now.")
-    async def audience_preview(self, info: Info, audience_id: ID) -> AudiencePreview | None:
+    async def audience_preview(
+        self, info: Info, audience_id: ID, columns: list[str] | None = None
+    ) -> AudiencePreview | None:
         result = await info.context.call(
             audiences.preview_audience,
             workspace_id=await info.context.workspace_id(),
             audience_id=parse_id(audience_id, "audienceId"),
+            data=None if columns is None else {"columns": columns},
         )
         return AudiencePreview.from_result(result)
+
+    @strawberry.field(description="An audience's split groups, in order.")
+    async def split_groups(self, info: Info, audience_id: ID) -> list[SplitGroup] | None:
+        rows = await info.context.call(
+            split_groups.list_split_groups,
+            workspace_id=await info.context.workspace_id(),
+            audience_id=parse_id(audience_id, "audienceId"),
+        )
+        return [SplitGroup.from_row(row) for row in rows]
 
     @strawberry.field
     async def destinations(

@@ -70,6 +70,9 @@ class SplitGroup(SQLModel, table=True):
     basis_points: int
     is_holdout: bool = False
     position: int = 0
+    #: The buckets the group owns, `[[start, stop], …]` half-open (DESIGN §5.3): kept so a
+    #: percentage change moves as few members as possible. None on rows from before 0002.
+    ranges: list[list[int]] | None = Field(default=None, sa_type=JSONType)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

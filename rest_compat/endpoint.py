@@ -40,7 +40,7 @@ class Endpoint:
     #: For a body whose absent and null fields differ: the fields that may be null.
     nullable: tuple[str, ...] | None = None
     query: tuple[QueryParam, ...] = ()
-    #: Statuses beyond the common ones (409 conflicts, 501 not yet implemented).
+    #: Statuses beyond the common ones (409 conflicts).
     also: tuple[int, ...] = ()
     description: str = ""
 

@@ -26,7 +26,6 @@ ERROR_DESCRIPTIONS = {
     409: "Conflict: the object is in use, or a run of the sync is already active",
     413: "The body is larger than the server accepts",
     422: "Well-formed request with invalid values; `details` name each offending field",
-    501: "Not implemented yet: arrives with the run engine; nothing was changed",
 }
 SUCCESS_DESCRIPTIONS = {200: "OK", 201: "Created"}
 Mode = Literal["validation", "serialization"]

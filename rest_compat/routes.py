@@ -17,6 +17,8 @@ from models.shapes.audience_sync import (
 )
 from models.shapes.catalog import (
     AudienceCreate,
+    AudiencePreviewOptions,
+    AudiencePreviewPublic,
     AudiencePublic,
     AudienceUpdate,
     DestinationCreate,
@@ -25,9 +27,12 @@ from models.shapes.catalog import (
     ModelCreate,
     ModelPublic,
     ModelUpdate,
+    SourceCheck,
     SourceCreate,
     SourcePublic,
     SourceUpdate,
+    SplitGroupPublic,
+    SplitGroupsReplace,
 )
 from models.shapes.run import RowResultPublic, SyncRunEventPublic, SyncRunPublic, TriggerOptions
 from models.shapes.workspace import (
@@ -45,6 +50,7 @@ from rest_compat.handlers import (
     destinations,
     parent_models,
     sources,
+    split_groups,
     sync_runs,
     tokens,
     workspaces,
@@ -56,8 +62,8 @@ WS = "/workspaces/{id}"
 SYNCS = f"{WS}/audience-syncs"
 SYNC = f"{SYNCS}/{{syncId}}"
 RUN = f"{WS}/runs/{{runId}}"
-#: Trigger and cancel answer 501 until the run engine lands; 409 once it has (an active run).
-RUN_ENGINE = (409, 501)
+#: Trigger and cancel conflict with the run's state (an active run, a finished run).
+RUN_ENGINE = (409,)
 
 
 def crud(
@@ -162,7 +168,7 @@ AUDIENCE_SYNC_ENDPOINTS = (
         body=TriggerOptions,
         body_required=False,
         also=RUN_ENGINE,
-        description="Answers 501 until the run engine is installed (nothing is queued then).",
+        description="Queues a run; 409 (naming the active run) while one is queued or running.",
     ),
     Endpoint(
         "GET",
@@ -194,7 +200,7 @@ RUN_ENDPOINTS = (
         "runs",
         SyncRunPublic,
         also=RUN_ENGINE,
-        description="Answers 501 until the run engine is installed.",
+        description="Cancels a queued run at once, asks a running one to stop after its batch.",
     ),
     Endpoint(
         "GET",
@@ -282,6 +288,67 @@ CATALOG_ENDPOINTS = (
     ),
 )
 
+AUDIENCE = f"{WS}/audiences/{{audienceId}}"
+ENGINE_ENDPOINTS = (
+    Endpoint(
+        "POST",
+        f"{WS}/sources/{{sourceId}}/check",
+        sources.check_source,
+        "Check a source's connection",
+        "sources",
+        SourceCheck,
+        also=(422,),
+        description="Connects and runs a trivial query; a failure is a 422 naming `config.url` "
+        "with the database's reason (credentials removed). Viewers may check.",
+    ),
+    Endpoint(
+        "POST",
+        f"{WS}/models/{{modelId}}/refresh",
+        parent_models.refresh_model,
+        "Introspect a model's columns again",
+        "models",
+        ModelPublic,
+        also=(422,),
+        description="A model that no longer runs is a 422 naming `query` or `table`.",
+    ),
+    Endpoint(
+        "POST",
+        f"{AUDIENCE}/preview",
+        audiences.preview_audience,
+        "Preview an audience",
+        "audiences",
+        AudiencePreviewPublic,
+        body=AudiencePreviewOptions,
+        body_required=False,
+        description="The size, a sample (at most 100 members in key order, the chosen "
+        "columns; default all) and each split group's size, computed on the source now.",
+    ),
+    Endpoint(
+        "GET",
+        f"{AUDIENCE}/split-groups",
+        split_groups.list_split_groups,
+        "List an audience's split groups",
+        "audiences",
+        SplitGroupPublic,
+        many=True,
+    ),
+    Endpoint(
+        "PUT",
+        f"{AUDIENCE}/split-groups",
+        split_groups.replace_split_groups,
+        "Replace an audience's split groups",
+        "audiences",
+        SplitGroupPublic,
+        many=True,
+        body=SplitGroupsReplace,
+        also=(409,),
+        description="The array replaces the whole set; percentages (above 0, two decimals at "
+        "most) sum to 100, `[]` removes the split. A group keeps its id while its name stays; "
+        "changing percentages moves as few members as possible. A group a sync targets can be "
+        "neither removed nor made a holdout (409).",
+    ),
+)
+
 ADMIN_ENDPOINTS = (
     Endpoint(
         "GET",
@@ -332,5 +399,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *AUDIENCE_SYNC_ENDPOINTS,
     *RUN_ENDPOINTS,
     *CATALOG_ENDPOINTS,
+    *ENGINE_ENDPOINTS,
     *ADMIN_ENDPOINTS,
 )

@@ -35,5 +35,14 @@ def require_reachable(name: str, url: str) -> None:
         )
 
 
+def postgres_url_with_password(password: str) -> str:
+    """The test server's URL with a password in it: a reachable source whose password the
+    server ignores (trust authentication), for tests that prove a password never leaks."""
+    parts = urlsplit(POSTGRES_ADMIN_URL)
+    user = parts.username or "postgres"
+    host = f"{parts.hostname or '127.0.0.1'}:{parts.port or 5432}"
+    return f"postgresql://{user}:{password}@{host}{parts.path}"
+
+
 def unique_name(prefix: str) -> str:
     return f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"

@@ -8,11 +8,15 @@ implementation is the only way every dialect and every process agree on every me
 
 from __future__ import annotations
 
+import gc
+import threading
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Hashable, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable, Iterator, Sequence
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from app.sources.connection import SourceConnection
@@ -20,6 +24,10 @@ from app.sources.filters import AudienceQuery
 from app.sources.splits import SplitLayout
 
 DEFAULT_BATCH = 5000
+#: Container objects a stream keeps alive per row of its batch size, at most: the driver's rows
+#: of the batch handed on and of the one being fetched, and each handed-on member's tuple and
+#: dict (see `young_generation_room`).
+ROOM_PER_BATCH_ROW = 4
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,37 @@ def member_key(value: object) -> str | None:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return str(value)
+
+
+def member_keys(values: list[Any]) -> list[str | None]:
+    """`member_key` of each value; a column of plain integers or of text (PostgreSQL's keys,
+    and most others) converts in one pass without a call per key."""
+    kinds = set(map(type, values))
+    if kinds == {int}:
+        return list(map(str, values))
+    if kinds <= {str, type(None)}:
+        return values
+    return list(map(member_key, values))
+
+
+def row_dicts(names: Sequence[str]) -> Callable[[Sequence[Sequence[Any]]], list[dict[str, Any]]]:
+    """A function turning a batch of rows into dicts keyed by `names` (later names win, as in
+    `dict(zip(names, row))`), at about half the cost of `dict(zip(…))` per row: one list
+    comprehension building each dict from a literal of the row's width, presized at once."""
+    return _row_dicts_of_width(len(names))(*names)
+
+
+@lru_cache(maxsize=128)
+def _row_dicts_of_width(width: int) -> Callable[..., Callable[[Sequence[Sequence[Any]]], Any]]:
+    # The source holds only positions and the parameter names k0…kN: the column names (the
+    # model author's) reach the code as arguments, never as text of it.
+    keys = ", ".join(f"k{i}" for i in range(width))
+    items = ", ".join(f"k{i}: row[{i}]" for i in range(width))
+    source = f"def bind({keys}):\n    return lambda rows: [{{{items}}} for row in rows]\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, f"<row_dicts {width}>", "exec"), {"__builtins__": {}}, namespace)
+    bind: Callable[..., Callable[[Sequence[Sequence[Any]]], Any]] = namespace["bind"]
+    return bind
 
 
 async def stream_members(
@@ -76,16 +115,72 @@ async def stream_member_batches(
     split: SplitSelection | None = None,
     batch_size: int = DEFAULT_BATCH,
 ) -> AsyncGenerator[list[tuple[str | None, dict[str, Any]]]]:
-    """The same members as `stream_members`, a batch at a time (cheaper per member)."""
+    """The same members as `stream_members`, a batch at a time (cheaper per member).
+
+    This is the hot path of a sync: per row, one dict built by `row_dicts` and one key by
+    `member_keys`, no other Python work, and no garbage collections triggered by the batch in
+    flight (`young_generation_room`).
+    """
     statement = query.members(columns)
     names = [column.name for column in statement.selected_columns]  # the key comes first
-    async for rows in connection.stream(statement, batch_size=batch_size):
-        batch = [(member_key(row[0]), dict(zip(names, row, strict=False))) for row in rows]
-        if split is not None:
-            layout, salt, group = split.layout, split.salt, split.group
-            batch = [m for m in batch if m[0] is not None and layout.group_of(salt, m[0]) == group]
-        if batch:
-            yield batch
+    as_dicts = row_dicts(names)
+    first = itemgetter(0)
+    with young_generation_room(ROOM_PER_BATCH_ROW * batch_size):
+        async for rows in connection.stream(statement, batch_size=batch_size):
+            batch = list(zip(member_keys(list(map(first, rows))), as_dicts(rows), strict=True))
+            del rows  # the driver's rows go before the next batch arrives
+            if split is not None:
+                layout, salt, group = split.layout, split.salt, split.group
+                batch = [
+                    m for m in batch if m[0] is not None and layout.group_of(salt, m[0]) == group
+                ]
+            if batch:
+                yield batch
+            del batch
+
+
+class _YoungGeneration:
+    """Room in the garbage collector's youngest generation for the batches streams hold.
+
+    CPython collects generation 0 each time the container objects allocated and not yet freed
+    outnumber its threshold (700). A stream holds thousands (a batch of driver rows, then a
+    tuple and a dict per member) for as long as each batch takes, so collections keep moving
+    them to older generations, whose counters (which frees never lower) soon call for full
+    collections of the whole heap: on a 1 000 000-member stream that was a quarter of the
+    time, for no garbage at all (rows hold no cycles; they are freed by reference counting).
+
+    While streams run, the threshold is raised by the room each asks for (a few batches' worth
+    of objects), so one batch in flight no longer triggers a collection. Cyclic garbage made
+    meanwhile anywhere in the process is still collected, after at most that many more
+    allocations. The last stream out puts back the threshold it found; a threshold changed by
+    someone else in the meantime is kept, and a collector switched off (threshold 0) stays off.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._room = 0  #: the room of the streams running now
+        self._base = 0  #: the threshold without it
+        self._ours = 0  #: the threshold last set here
+
+    @contextmanager
+    def room(self, objects: int) -> Iterator[None]:
+        self._change(objects)
+        try:
+            yield
+        finally:
+            self._change(-objects)
+
+    def _change(self, objects: int) -> None:
+        with self._lock:
+            first, second, third = gc.get_threshold()
+            if not self._room or first != self._ours:  # first stream in, or set by others
+                self._base = first
+            self._room += objects
+            self._ours = self._base + self._room if self._base else 0
+            gc.set_threshold(self._ours, second, third)
+
+
+young_generation_room = _YoungGeneration().room
 
 
 async def count_split_groups(

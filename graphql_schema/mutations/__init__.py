@@ -10,6 +10,7 @@ from graphql_schema.mutations.destinations import DestinationMutations
 from graphql_schema.mutations.models import ModelMutations
 from graphql_schema.mutations.runs import RunMutations
 from graphql_schema.mutations.sources import SourceMutations
+from graphql_schema.mutations.split_groups import SplitGroupMutations
 from graphql_schema.mutations.tokens import TokenMutations
 
 
@@ -20,6 +21,7 @@ class Mutation(
     SourceMutations,
     ModelMutations,
     AudienceMutations,
+    SplitGroupMutations,
     DestinationMutations,
     TokenMutations,
 ):

@@ -31,6 +31,15 @@ class ModelUpdateInput:
 
 @strawberry.type
 class ModelMutations:
+    @strawberry.mutation(description="Introspect the model's columns again.")
+    async def refresh_model(self, info: Info, id: strawberry.ID) -> ParentModel | None:
+        row = await info.context.call(
+            parent_models.refresh_model_columns,
+            workspace_id=await info.context.workspace_id(),
+            model_id=parse_id(id, "id"),
+        )
+        return ParentModel.from_row(row)
+
     @strawberry.mutation
     async def create_model(
         self, info: Info, workspace_id: strawberry.ID, input: ModelCreateInput

@@ -10,7 +10,7 @@ from app.services import sources
 from graphql_schema.context import Info
 from graphql_schema.inputs import to_body
 from graphql_schema.scalars import parse_id, to_id
-from graphql_schema.types.catalog import Source
+from graphql_schema.types.catalog import Source, SourceCheck
 from graphql_schema.types.enums import SourceType
 
 
@@ -52,6 +52,17 @@ class SourceMutations:
             data=to_body(input),
         )
         return Source.from_row(await info.context.service(), row)
+
+    @strawberry.mutation(
+        description="Connect and run a trivial query; BAD_USER_INPUT naming config.url if not."
+    )
+    async def check_source(self, info: Info, id: strawberry.ID) -> SourceCheck | None:
+        await info.context.call(
+            sources.check_source,
+            workspace_id=await info.context.workspace_id(),
+            source_id=parse_id(id, "id"),
+        )
+        return SourceCheck()
 
     @strawberry.mutation(description="Returns the deleted id; CONFLICT while a model uses it.")
     async def delete_source(self, info: Info, id: strawberry.ID) -> strawberry.ID | None:

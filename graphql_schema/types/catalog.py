@@ -13,6 +13,7 @@ from app.context import ServiceContext
 from app.services.audiences import AudiencePreview as AudiencePreviewResult
 from app.services.destinations import destination_public_config
 from app.services.sources import public_config
+from app.services.split_groups import list_split_groups
 from graphql_schema.context import Info
 from graphql_schema.scalars import to_id, to_optional_id
 from graphql_schema.types.enums import DestinationType, SourceType
@@ -20,6 +21,7 @@ from models import Audience as AudienceRow
 from models import Destination as DestinationRow
 from models import ParentModel as ParentModelRow
 from models import Source as SourceRow
+from models import SplitGroup as SplitGroupRow
 
 
 @strawberry.type(description="A database that audiences are computed on.")
@@ -93,6 +95,28 @@ class ParentModel:
         )
 
 
+@strawberry.type(description="An A/B group or holdout of an audience (DESIGN §5.3).")
+class SplitGroup:
+    id: strawberry.ID
+    name: str
+    percentage: float
+    is_holdout: bool
+
+    @classmethod
+    def from_row(cls, row: SplitGroupRow) -> SplitGroup:
+        return cls(
+            id=to_id(row.id),
+            name=row.name,
+            percentage=row.basis_points / 100,
+            is_holdout=row.is_holdout,
+        )
+
+
+@strawberry.type(description="A successful connection check.")
+class SourceCheck:
+    status: str = "ok"
+
+
 @strawberry.type(description="The people of a parent model who match a filter.")
 class Audience:
     id: strawberry.ID
@@ -108,6 +132,15 @@ class Audience:
     @strawberry.field
     async def model(self, info: Info) -> ParentModel:
         return ParentModel.from_row(await info.context.loaders.model.load(uuid.UUID(self.model_id)))
+
+    @strawberry.field(description="The audience's split groups, in order.")
+    async def split_groups(self, info: Info) -> list[SplitGroup]:
+        rows = await info.context.call(
+            list_split_groups,
+            workspace_id=uuid.UUID(self.workspace_id),
+            audience_id=uuid.UUID(self.id),
+        )
+        return [SplitGroup.from_row(row) for row in rows]
 
     @classmethod
     def from_row(cls, row: AudienceRow) -> Audience:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, RootModel, model_validator
 
 from models.enums import DestinationType, SourceType
 from models.shapes.common import DescriptionStr, InputShape, NameStr, OutputShape, Timestamp
@@ -38,6 +38,12 @@ class SourcePublic(OutputShape):
     created_by: uuid.UUID | None
     created_at: Timestamp
     updated_at: Timestamp
+
+
+class SourceCheck(OutputShape):
+    """A successful connection check (a failed one is a 422 naming `config.url`)."""
+
+    status: Literal["ok"] = "ok"
 
 
 SqlText = Field(default=None, min_length=1, max_length=100_000)
@@ -112,6 +118,45 @@ class AudiencePublic(OutputShape):
     created_by: uuid.UUID | None
     created_at: Timestamp
     updated_at: Timestamp
+
+
+class AudiencePreviewOptions(InputShape):
+    columns: list[NameStr] | None = Field(
+        default=None,
+        max_length=200,
+        description="The model columns of each sample row (default: all); the key comes first",
+    )
+
+
+class PreviewSplitGroup(OutputShape):
+    id: uuid.UUID
+    name: str
+    size: int
+
+
+class AudiencePreviewPublic(OutputShape):
+    size: int = Field(description="How many members the audience has now")
+    sample: list[dict[str, Any]] = Field(description="At most 100 members, in key order")
+    split_groups: list[PreviewSplitGroup]
+
+
+class SplitGroupInput(InputShape):
+    name: NameStr
+    percentage: float = Field(
+        strict=True, description="Share of the audience: above 0, at most 100, two decimals"
+    )
+    is_holdout: bool = False
+
+
+class SplitGroupsReplace(RootModel[list[SplitGroupInput]]):
+    """The whole set of an audience's split groups, in order; percentages sum to 100."""
+
+
+class SplitGroupPublic(OutputShape):
+    id: uuid.UUID
+    name: str
+    percentage: float
+    is_holdout: bool
 
 
 class DestinationCreate(InputShape):

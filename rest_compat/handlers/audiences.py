@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from app.services import audiences
-from models.shapes.catalog import AudiencePublic
+from models.shapes.catalog import AudiencePreviewPublic, AudiencePublic
 from rest_compat.call import Call
 from rest_compat.render import created, deleted, ok, present
 
@@ -37,6 +37,16 @@ async def update_audience(call: Call) -> Response:
         data=call.body,
     )
     return ok(present(AudiencePublic, audience))
+
+
+async def preview_audience(call: Call) -> Response:
+    preview = await audiences.preview_audience(
+        call.ctx,
+        workspace_id=call.workspace_id,
+        audience_id=call.path_id("audienceId"),
+        data=call.body,
+    )
+    return ok(AudiencePreviewPublic.model_validate(preview).model_dump(mode="json"))
 
 
 async def delete_audience(call: Call) -> Response:

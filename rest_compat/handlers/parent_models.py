@@ -43,6 +43,13 @@ async def update_model(call: Call) -> Response:
     return ok(_public(model))
 
 
+async def refresh_model(call: Call) -> Response:
+    model = await parent_models.refresh_model_columns(
+        call.ctx, workspace_id=call.workspace_id, model_id=call.path_id("modelId")
+    )
+    return ok(_public(model))
+
+
 async def delete_model(call: Call) -> Response:
     await parent_models.delete_model(
         call.ctx, workspace_id=call.workspace_id, model_id=call.path_id("modelId")

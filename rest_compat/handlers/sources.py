@@ -9,7 +9,7 @@ from starlette.responses import Response
 from app.context import ServiceContext
 from app.services import sources
 from models import Source
-from models.shapes.catalog import SourcePublic
+from models.shapes.catalog import SourceCheck, SourcePublic
 from rest_compat.call import Call
 from rest_compat.render import created, deleted, ok, present
 
@@ -40,6 +40,13 @@ async def update_source(call: Call) -> Response:
         call.ctx, workspace_id=call.workspace_id, source_id=call.path_id("sourceId"), data=call.body
     )
     return ok(_public(call.ctx, source))
+
+
+async def check_source(call: Call) -> Response:
+    await sources.check_source(
+        call.ctx, workspace_id=call.workspace_id, source_id=call.path_id("sourceId")
+    )
+    return ok(SourceCheck().model_dump(mode="json"))
 
 
 async def delete_source(call: Call) -> Response:

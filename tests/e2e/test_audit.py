@@ -10,13 +10,22 @@ from app.runtime import Runtime
 from app.services.audit import list_audit_log
 from tests.factories import World, as_token
 
-RESOURCES = {
-    "sources": ({"name": "s", "type": "sqlite", "config": {"url": "sqlite:///x.db"}}, "source"),
-    "destinations": (
-        {"name": "d", "type": "webhook", "config": {"url": "https://e.example/h", "secret": "k"}},
-        "destination",
-    ),
-}
+
+def resources(world: World) -> dict[str, tuple[dict[str, Any], str]]:
+    return {
+        "sources": (
+            {"name": "s", "type": "sqlite", "config": {"url": world.source_url}},
+            "source",
+        ),
+        "destinations": (
+            {
+                "name": "d",
+                "type": "webhook",
+                "config": {"url": "https://e.example/h", "secret": "k"},
+            },
+            "destination",
+        ),
+    }
 
 
 async def audit_rows(runtime: Runtime, world: World) -> list[Any]:
@@ -30,7 +39,7 @@ async def test_rest_mutations_are_audited(
     base, h = f"/api/v1/workspaces/{world.workspace_id}", world.headers("editor")
     before = len(await audit_rows(runtime, world))
     expected: list[tuple[str, str]] = []
-    for path, (body, kind) in RESOURCES.items():
+    for path, (body, kind) in resources(world).items():
         made = (await client.post(f"{base}/{path}", json=body, headers=h)).json()
         await client.put(f"{base}/{path}/{made['id']}", json={"name": "n2"}, headers=h)
         await client.delete(f"{base}/{path}/{made['id']}", headers=h)

@@ -62,6 +62,15 @@ QUERIES = [
     op(
         "query", "audiencePreview", "audienceId: $id", "{ size }", by_id("audience"), READ, "object"
     ),
+    op(
+        "query",
+        "splitGroups",
+        "audienceId: $id",
+        "{ id name percentage isHoldout }",
+        by_id("audience"),
+        READ,
+        "object",
+    ),
     op("query", "destinations", "workspaceId: $w", CONN, W, READ, "workspace"),
     op("query", "destination", "id: $id", "{ id }", by_id("destination"), READ, "object"),
     op("query", "sources", "workspaceId: $w", CONN, W, READ, "workspace"),
@@ -124,6 +133,7 @@ MUTATIONS = [
     ),
     update("updateSource", "SourceUpdateInput", "source"),
     delete("deleteSource", "source"),
+    op("mutation", "checkSource", "id: $id", "{ status }", by_id("source"), READ, "object"),
     create(
         "createModel",
         "ModelCreateInput",
@@ -131,9 +141,22 @@ MUTATIONS = [
     ),
     update("updateModel", "ModelUpdateInput", "model"),
     delete("deleteModel", "model"),
+    op("mutation", "refreshModel", "id: $id", "{ id }", by_id("model"), WRITE, "object"),
     create("createAudience", "AudienceCreateInput", {"name": "a", "modelId": "@model"}),
     update("updateAudience", "AudienceUpdateInput", "audience"),
     delete("deleteAudience", "audience"),
+    op(
+        "mutation",
+        "replaceSplitGroups",
+        "audienceId: $id, groups: $groups",
+        "{ id }",
+        {
+            **by_id("audience"),
+            "groups": ("[SplitGroupInput!]!", [{"name": "A", "percentage": 100}]),
+        },
+        WRITE,
+        "object",
+    ),
     create(
         "createDestination",
         "DestinationCreateInput",

@@ -169,3 +169,56 @@ async def test_catalog_objects_are_the_same_through_both_apis(
         id=str(world.audience_id),
     )
     assert snake(data["data"]["audience"]) == audience
+
+
+async def test_preview_and_split_groups_are_the_same_through_both_apis(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    t = Transports(client, world)
+    aid = str(world.audience_id)
+    groups = [
+        {"name": "A", "percentage": 45},
+        {"name": "B", "percentage": 45},
+        {"name": "control", "percentage": 10, "is_holdout": True},
+    ]
+    rest_groups = (await t.rest("PUT", f"/audiences/{aid}/split-groups", groups)).json()
+    replaced = await t.gql(
+        "mutation($id: ID!, $groups: [SplitGroupInput!]!) { replaceSplitGroups(audienceId: $id, "
+        "groups: $groups) { id name percentage isHoldout } }",
+        id=aid,
+        groups=camel(groups),
+    )
+    assert "errors" not in replaced, replaced
+    assert snake(replaced["data"]["replaceSplitGroups"]) == rest_groups  # ids kept by name
+    listed = await t.gql(
+        "query($id: ID!) { splitGroups(audienceId: $id) { id name percentage isHoldout } "
+        "audience(id: $id) { splitGroups { id name percentage isHoldout } } }",
+        id=aid,
+    )
+    assert snake(listed["data"]["splitGroups"]) == rest_groups
+    assert snake(listed["data"]["audience"]["splitGroups"]) == rest_groups
+    assert (await t.rest("GET", f"/audiences/{aid}/split-groups")).json() == rest_groups
+
+    for columns in (None, ["email", "plan"]):
+        body = None if columns is None else {"columns": columns}
+        rest_preview = (await t.rest("POST", f"/audiences/{aid}/preview", body)).json()
+        gql_preview = await t.gql(
+            "query($id: ID!, $columns: [String!]) { audiencePreview(audienceId: $id, "
+            "columns: $columns) { size sample splitGroups { id name size } } }",
+            id=aid,
+            columns=columns,
+        )
+        assert snake(gql_preview["data"]["audiencePreview"]) == rest_preview
+    assert rest_preview["size"] == 4 and list(rest_preview["sample"][0]) == ["id", "email", "plan"]
+
+    bad = [{"name": "A", "percentage": 50}, {"name": "B", "percentage": 49.999}]
+    rest_bad = await t.rest("PUT", f"/audiences/{aid}/split-groups", bad)
+    gql_bad = await t.gql(
+        "mutation($id: ID!, $groups: [SplitGroupInput!]!) { replaceSplitGroups(audienceId: $id, "
+        "groups: $groups) { id } }",
+        id=aid,
+        groups=bad,
+    )
+    rest_fields = [d["field"] for d in rest_bad.json()["error"]["details"]]
+    assert rest_fields == ["split_groups[1].percentage"]
+    assert [d["field"] for d in gql_bad["errors"][0]["extensions"]["details"]] == rest_fields

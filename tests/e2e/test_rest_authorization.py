@@ -19,7 +19,7 @@ class RestRoute:
     method: str
     template: str
     role: str  # the least role that may call it
-    body: dict[str, Any] | None = None
+    body: Any = None
 
 
 BODY = {"name": "x"}
@@ -41,16 +41,26 @@ ROUTES = [
     RestRoute("GET", "/workspaces/{ws}/sources/{source}", READ),
     RestRoute("PUT", "/workspaces/{ws}/sources/{source}", WRITE, BODY),
     RestRoute("DELETE", "/workspaces/{ws}/sources/{source}", WRITE),
+    RestRoute("POST", "/workspaces/{ws}/sources/{source}/check", READ),
     RestRoute("GET", "/workspaces/{ws}/models", READ),
     RestRoute("POST", "/workspaces/{ws}/models", WRITE, BODY),
     RestRoute("GET", "/workspaces/{ws}/models/{model}", READ),
     RestRoute("PUT", "/workspaces/{ws}/models/{model}", WRITE, BODY),
     RestRoute("DELETE", "/workspaces/{ws}/models/{model}", WRITE),
+    RestRoute("POST", "/workspaces/{ws}/models/{model}/refresh", WRITE),
     RestRoute("GET", "/workspaces/{ws}/audiences", READ),
     RestRoute("POST", "/workspaces/{ws}/audiences", WRITE, BODY),
     RestRoute("GET", "/workspaces/{ws}/audiences/{audience}", READ),
     RestRoute("PUT", "/workspaces/{ws}/audiences/{audience}", WRITE, BODY),
     RestRoute("DELETE", "/workspaces/{ws}/audiences/{audience}", WRITE),
+    RestRoute("POST", "/workspaces/{ws}/audiences/{audience}/preview", READ, {}),
+    RestRoute("GET", "/workspaces/{ws}/audiences/{audience}/split-groups", READ),
+    RestRoute(
+        "PUT",
+        "/workspaces/{ws}/audiences/{audience}/split-groups",
+        WRITE,
+        [{"name": "A", "percentage": 100}],
+    ),
     RestRoute("GET", "/workspaces/{ws}/destinations", READ),
     RestRoute("POST", "/workspaces/{ws}/destinations", WRITE, BODY),
     RestRoute("GET", "/workspaces/{ws}/destinations/{destination}", READ),

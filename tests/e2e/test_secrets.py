@@ -12,6 +12,7 @@ from sqlmodel import SQLModel
 
 from app.runtime import Runtime
 from tests.factories import World
+from tests.services import postgres_url_with_password
 
 CANARIES = {
     "webhook_secret": "canary-7f3a-webhook-secret",
@@ -19,6 +20,7 @@ CANARIES = {
     "db_password": "canary-55de-db-password",
     "rotated_secret": "canary-a0a0-rotated-secret",
     "rejected_secret": "canary-e1e1-rejected-secret",
+    "unreachable_password": "canary-c4c4-unreachable-password",
 }
 
 
@@ -63,13 +65,28 @@ async def exercise_every_path(client: httpx.AsyncClient, world: World) -> list[s
             json={
                 "name": "warehouse",
                 "type": "postgres",
-                "config": {
-                    "url": f"postgresql://reader:{CANARIES['db_password']}@db.example.com/dw"
-                },
+                "config": {"url": postgres_url_with_password(CANARIES["db_password"])},
             },
         )
     )
     assert src.status_code == 201, src.text
+    unreachable = await keep(
+        await client.post(
+            f"{base}/sources",
+            headers=h,
+            json={
+                "name": "gone",
+                "type": "postgres",
+                "config": {
+                    "url": f"postgresql://reader:{CANARIES['unreachable_password']}@127.0.0.1:9/dw"
+                },
+            },
+        )
+    )
+    assert unreachable.status_code == 422, unreachable.text
+    checked = await keep(await client.post(f"{base}/sources/{src.json()['id']}/check", headers=h))
+    assert checked.status_code == 200, checked.text
+    assert unreachable.json()["error"]["details"][0]["field"] == "config.url"
     await keep(await client.get(f"{base}/destinations", headers=h))
     await keep(await client.get(f"{base}/destinations/{dest_id}", headers=h))
     await keep(await client.get(f"{base}/sources", headers=h))

@@ -202,15 +202,20 @@ async def test_failed_mutation_leaves_nothing_for_the_next_one(
     body = await gql(
         client,
         """
-        mutation($id: ID!, $ws: ID!, $foreign: ID!) {
+        mutation($id: ID!, $ws: ID!, $foreign: ID!, $config: JSON!) {
           bad: updateAudienceSync(id: $id, input: {name: "hijacked", audienceId: $foreign}) {
             id
           }
           good: createSource(workspaceId: $ws, input: {
-            name: "second", type: sqlite, config: {url: "sqlite:///second.db"}
+            name: "second", type: sqlite, config: $config
           }) { name }
         }""",
-        {"id": str(sync.id), "ws": str(world.workspace_id), "foreign": str(other.audience_id)},
+        {
+            "id": str(sync.id),
+            "ws": str(world.workspace_id),
+            "foreign": str(other.audience_id),
+            "config": {"url": world.source_url},
+        },
         token=world.admin_token,
     )
     assert body["data"] == {"bad": None, "good": {"name": "second"}}

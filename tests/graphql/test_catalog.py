@@ -6,8 +6,16 @@ import httpx
 import pytest
 
 from app.runtime import Runtime
-from tests.factories import World, create_sync, create_world, table_counts
+from tests.factories import (
+    CUSTOMER_COLUMNS,
+    HIGH_VALUE_IDS,
+    World,
+    create_sync,
+    create_world,
+    table_counts,
+)
 from tests.graphql.client import data, error_codes, error_fields, gql
+from tests.services import postgres_url_with_password
 
 SOURCE = "id workspaceId name type config createdBy createdAt updatedAt"
 MODEL = "id sourceId name query table primaryKey columns { name type } source { id name }"
@@ -20,15 +28,15 @@ async def test_source_lifecycle_hides_the_password(client: httpx.AsyncClient, wo
     created = data(
         await gql(
             client,
-            f"""mutation($ws: ID!) {{ createSource(workspaceId: $ws, input: {{
-              name: "dwh", type: postgres, config: {{url: "postgresql://reader:hunter2@db/dwh"}}
+            f"""mutation($ws: ID!, $config: JSON!) {{ createSource(workspaceId: $ws, input: {{
+              name: "dwh", type: postgres, config: $config
             }}) {{ {SOURCE} }} }}""",
-            {"ws": ws},
+            {"ws": ws, "config": {"url": postgres_url_with_password("hunter2")}},
             token=token,
         )
     )["createSource"]
     assert created["type"] == "postgres" and created["workspaceId"] == ws
-    assert created["config"] == {"url": "postgresql://reader:***@db/dwh"}
+    assert created["config"] == {"url": postgres_url_with_password("***")}
     editor = data(await gql(client, "{ viewer { account { id } } }", token=token))
     assert created["createdBy"] == editor["viewer"]["account"]["id"]
 
@@ -83,27 +91,33 @@ async def test_model_lifecycle_exposes_table(client: httpx.AsyncClient, world: W
         await gql(
             client,
             f"""mutation($ws: ID!, $source: ID!) {{ createModel(workspaceId: $ws, input: {{
-              name: "people", sourceId: $source, table: "people", primaryKey: "id"
+              name: "people", sourceId: $source, table: "customers", primaryKey: "id"
             }}) {{ {MODEL} }} }}""",
             {"ws": str(world.workspace_id), "source": str(world.source_id)},
             token=world.editor_token,
         )
     )["createModel"]
-    assert created["table"] == "people" and created["query"] is None
-    assert created["columns"] is None
+    assert created["table"] == "customers" and created["query"] is None
+    assert [column["name"] for column in created["columns"]] == CUSTOMER_COLUMNS
     assert created["source"] == {"id": str(world.source_id), "name": "warehouse"}
 
     updated = data(
         await gql(
             client,
             f"""mutation($id: ID!) {{
-              updateModel(id: $id, input: {{query: "select * from people"}}) {{ {MODEL} }}
+              updateModel(id: $id, input: {{query: "select id, email from customers"}}) {{
+                {MODEL}
+              }}
             }}""",
             {"id": created["id"]},
             token=world.editor_token,
         )
     )["updateModel"]
-    assert updated["query"] == "select * from people" and updated["table"] is None
+    assert updated["query"] == "select id, email from customers" and updated["table"] is None
+    assert updated["columns"] == [
+        {"name": "id", "type": "number"},
+        {"name": "email", "type": "string"},
+    ]
 
     listed = data(
         await gql(
@@ -216,12 +230,15 @@ async def test_audience_used_by_a_sync_cannot_be_deleted(
     assert await table_counts(runtime) == before
 
 
-async def test_audience_preview_checks_the_audience_then_is_not_implemented(
+async def test_audience_preview_is_computed_on_the_source(
     client: httpx.AsyncClient, runtime: Runtime, world: World
 ) -> None:
     preview = "query($id: ID!) { audiencePreview(audienceId: $id) { size sample } }"
     body = await gql(client, preview, {"id": str(world.audience_id)}, token=world.viewer_token)
-    assert error_codes(body) == ["NOT_IMPLEMENTED"]
+    result = data(body)["audiencePreview"]
+    assert result["size"] == len(HIGH_VALUE_IDS)
+    assert [row["id"] for row in result["sample"]] == HIGH_VALUE_IDS
+    assert list(result["sample"][0]) == CUSTOMER_COLUMNS
     other = await create_world(runtime)
     foreign = await gql(client, preview, {"id": str(other.audience_id)}, token=world.viewer_token)
     assert error_codes(foreign) == ["NOT_FOUND"]
@@ -359,3 +376,34 @@ async def test_viewer_cannot_write_and_nothing_is_written(
         )
     )
     assert "renamed" not in str(names)
+
+
+async def test_check_source_and_refresh_model(client: httpx.AsyncClient, world: World) -> None:
+    checked = await gql(
+        client,
+        "mutation($id: ID!) { checkSource(id: $id) { status } }",
+        {"id": str(world.source_id)},
+        token=world.viewer_token,
+    )
+    assert data(checked) == {"checkSource": {"status": "ok"}}
+    refreshed = await gql(
+        client,
+        "mutation($id: ID!) { refreshModel(id: $id) { columns { name type } } }",
+        {"id": str(world.model_id)},
+        token=world.editor_token,
+    )
+    columns = data(refreshed)["refreshModel"]["columns"]
+    assert [c["name"] for c in columns] == CUSTOMER_COLUMNS
+    assert {c["name"]: c["type"] for c in columns}["created_at"] == "timestamp"
+    world.source_path.rename(world.source_path.with_suffix(".gone"))
+    try:
+        failed = await gql(
+            client,
+            "mutation($id: ID!) { checkSource(id: $id) { status } }",
+            {"id": str(world.source_id)},
+            token=world.viewer_token,
+        )
+    finally:
+        world.source_path.with_suffix(".gone").rename(world.source_path)
+    assert error_codes(failed) == ["BAD_USER_INPUT"]
+    assert error_fields(failed) == ["config.url"]

@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 
+from app.queue import InProcessQueue
+from app.runs import transition_run
 from app.runtime import Runtime
 from models import AudienceSync, SyncRun
 from models.enums import RunStatus
@@ -99,22 +101,34 @@ async def test_run_object_and_history(
     assert runs["totalCount"] == 2 and runs["edges"] == [{"node": {"id": str(new.id)}}]
 
 
-async def test_trigger_is_not_implemented_yet_and_queues_nothing(
+async def test_trigger_queues_a_run_and_a_second_one_conflicts(
     client: httpx.AsyncClient, runtime: Runtime, world: World
 ) -> None:
     sync = await create_sync(runtime, world)
+    active = await add_run(runtime, sync, status=RunStatus.running)
+    trigger = """mutation($id: ID!) {
+      triggerAudienceSync(id: $id, fullResync: true, dryRun: true) { id status fullResync dryRun }
+    }"""
     before = await table_counts(runtime)
-    body = await gql(
-        client,
-        """mutation($id: ID!) {
-          triggerAudienceSync(id: $id, fullResync: true, dryRun: true) { id }
-        }""",
-        {"id": str(sync.id)},
-        token=world.editor_token,
-    )
-    assert body["data"] == {"triggerAudienceSync": None}
-    assert error_codes(body) == ["NOT_IMPLEMENTED"]
+    busy = await gql(client, trigger, {"id": str(sync.id)}, token=world.editor_token)
+    assert error_codes(busy) == ["CONFLICT"] and str(active.id) in str(busy["errors"])
     assert await table_counts(runtime) == before
+    cancel = "mutation($id: ID!) { cancelSyncRun(id: $id) { id status } }"
+    body = await gql(client, cancel, {"id": str(active.id)}, token=world.editor_token)
+    assert body["data"]["cancelSyncRun"] == {"id": str(active.id), "status": "cancelling"}
+    await finish_run(runtime, active.id)
+    body = await gql(client, trigger, {"id": str(sync.id)}, token=world.editor_token)
+    run = body["data"]["triggerAudienceSync"]
+    assert run["status"] == "queued" and run["fullResync"] and run["dryRun"]
+    assert isinstance(runtime.queue, InProcessQueue)
+    await runtime.queue.drain()
+
+
+async def finish_run(runtime: Runtime, run_id: object) -> None:
+    async with runtime.database.session() as session:
+        run = await session.get(SyncRun, run_id)
+        assert run is not None
+        await transition_run(session, run, RunStatus.cancelled)
 
 
 async def test_viewer_cannot_trigger_or_cancel(
@@ -136,14 +150,14 @@ async def test_viewer_cannot_trigger_or_cancel(
     assert await table_counts(runtime) == before
 
 
-async def test_cancel_checks_the_run_then_is_not_implemented_yet(
+async def test_cancel_checks_the_run(
     client: httpx.AsyncClient, runtime: Runtime, world: World
 ) -> None:
     sync = await create_sync(runtime, world)
-    run = await add_run(runtime, sync, status=RunStatus.running)
+    run = await add_run(runtime, sync, status=RunStatus.succeeded)
     cancel = "mutation($id: ID!) { cancelSyncRun(id: $id) { id status } }"
     body = await gql(client, cancel, {"id": str(run.id)}, token=world.editor_token)
-    assert error_codes(body) == ["NOT_IMPLEMENTED"]
+    assert error_codes(body) == ["CONFLICT"]
     missing = await gql(client, cancel, {"id": str(sync.id)}, token=world.editor_token)
     assert error_codes(missing) == ["NOT_FOUND"]
 

@@ -19,6 +19,7 @@ QUERIES = {
     "audiences",
     "audience",
     "audiencePreview",
+    "splitGroups",
     "destinations",
     "destination",
     "sources",
@@ -39,6 +40,9 @@ MUTATIONS = {
         for verb in ("create", "update", "delete")
         for noun in ("Source", "Model", "Audience", "Destination")
     ),
+    "checkSource",
+    "refreshModel",
+    "replaceSplitGroups",
     "createApiToken",
     "revokeApiToken",
 }
@@ -56,7 +60,9 @@ def test_root_fields_and_their_arguments() -> None:
     assert set(mutations) == MUTATIONS
     assert queries["audienceSyncs"] == ["after", "first", "workspaceId"]
     assert queries["syncRuns"] == ["after", "first", "syncId"]
-    assert queries["audiencePreview"] == ["audienceId"]
+    assert queries["audiencePreview"] == ["audienceId", "columns"]
+    assert queries["splitGroups"] == ["audienceId"]
+    assert mutations["replaceSplitGroups"] == ["audienceId", "groups"]
     assert mutations["createAudienceSync"] == ["input", "workspaceId"]
     assert mutations["triggerAudienceSync"] == ["dryRun", "fullResync", "id", "retryFailedOnly"]
 
@@ -90,7 +96,7 @@ async def test_execute_directly_with_a_context(runtime: Runtime, world: World) -
                     "node": {
                         "name": "warehouse",
                         "type": "sqlite",
-                        "config": {"url": "sqlite:///customers.db"},
+                        "config": {"url": world.source_url},
                     }
                 }
             ]

@@ -9,7 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from app.queue import InProcessQueue
 from app.runtime import Runtime
+from models import SyncRun
 from tests.factories import World, create_sync, table_counts
 from tests.rest.support import RUN_FIELDS, SYNC_FIELDS, assert_error, base, create_finished_run
 
@@ -181,7 +183,7 @@ async def test_settable_status_values(client: httpx.AsyncClient, world: World, s
 async def test_all_optional_fields_round_trip(client: httpx.AsyncClient, world: World) -> None:
     mapping = [
         {"source_column": "email", "destination_field": "hashedEmail"},
-        {"source_column": "phone", "destination_field": "hashedPhoneNumber"},
+        {"source_column": "country", "destination_field": "countryCode"},
     ]
     created = await create(
         client,
@@ -247,19 +249,38 @@ async def test_a_run_of_another_sync_is_not_found(
     assert_error(response, 404, str(run.id))
 
 
-@pytest.mark.parametrize(
-    "body", [None, {}, {"full_resync": True, "retry_failed_only": False, "dry_run": True}]
-)
-async def test_trigger_answers_501_until_the_run_engine_lands(
+@pytest.mark.parametrize("body", [None, {}, {"full_resync": True, "dry_run": True}])
+async def test_trigger_answers_201_with_the_queued_run(
     client: httpx.AsyncClient, runtime: Runtime, world: World, body: dict[str, Any] | None
 ) -> None:
     sync = await create_sync(runtime, world)
+    url = f"{syncs_url(world)}/{sync.id}"
+    response = await client.post(f"{url}/trigger", headers=world.headers("editor"), json=body)
+    assert response.status_code == 201, response.text
+    run = response.json()
+    assert run["status"] == "queued" and run["sync_id"] == str(sync.id)
+    assert run["full_resync"] == run["dry_run"] == bool(body)
+    assert isinstance(runtime.queue, InProcessQueue)
+    await runtime.queue.drain()
+    done = (await client.get(f"{url}/runs/{run['id']}", headers=world.headers())).json()
+    assert done["status"] in ("succeeded", "partial", "failed") and done["finished_at"]
+    assert (await client.get(url, headers=world.headers())).json()["last_run_id"] == run["id"]
+
+
+async def test_trigger_while_a_run_is_active_is_409_naming_it(
+    client: httpx.AsyncClient, runtime: Runtime, world: World
+) -> None:
+    sync = await create_sync(runtime, world)
+    async with runtime.database.session() as session:
+        active = SyncRun(sync_id=sync.id, workspace_id=world.workspace_id, status="running")
+        session.add(active)
+        await session.commit()
     before = await table_counts(runtime)
     response = await client.post(
-        f"{syncs_url(world)}/{sync.id}/trigger", headers=world.headers("editor"), json=body
+        f"{syncs_url(world)}/{sync.id}/trigger", headers=world.headers("editor")
     )
-    error = assert_error(response, 501)
-    assert error["code"] == "not_implemented"
+    error = assert_error(response, 409, str(active.id))
+    assert error["details"] == [{"field": "run_id", "message": str(active.id)}]
     assert await table_counts(runtime) == before
 
 

@@ -9,8 +9,10 @@ import httpx
 import pytest
 
 from app.runtime import Runtime
-from tests.factories import World, create_sync, table_counts
+from models import SyncRun
+from tests.factories import CUSTOMER_COLUMNS, World, create_sync, table_counts
 from tests.rest.support import assert_error, base, create_finished_run
+from tests.services import postgres_url_with_password
 
 STAMPS = {"created_by", "created_at", "updated_at"}
 
@@ -51,11 +53,11 @@ async def test_sources_round_trip_and_hide_the_password(
         client,
         world,
         "sources",
-        {"name": "dw", "type": "postgres", "config": {"url": "postgresql://u:pw@db.example/dw"}},
+        {"name": "dw", "type": "postgres", "config": {"url": postgres_url_with_password("pw9")}},
         {"name": "warehouse"},
     )
     assert set(item) == {"id", "workspace_id", "name", "type", "config", *STAMPS}
-    assert item["config"] == {"url": "postgresql://u:***@db.example/dw"}
+    assert item["config"] == {"url": postgres_url_with_password("***")}
 
 
 async def test_models_show_table_not_table_name(client: httpx.AsyncClient, world: World) -> None:
@@ -66,16 +68,17 @@ async def test_models_show_table_not_table_name(client: httpx.AsyncClient, world
         {
             "name": "people",
             "source_id": str(world.source_id),
-            "table": "people",
+            "table": "customers",
             "primary_key": "id",
         },
-        {"primary_key": "person_id"},
+        {"primary_key": "email"},
     )
     assert set(item) == {
         "id", "workspace_id", "source_id", "name", "query", "table", "primary_key", "columns",
         *STAMPS,
     }  # fmt: skip
-    assert item["table"] == "people" and item["query"] is None and item["columns"] is None
+    assert item["table"] == "customers" and item["query"] is None
+    assert [column["name"] for column in item["columns"]] == CUSTOMER_COLUMNS
 
 
 async def test_a_model_query_replaces_its_table(client: httpx.AsyncClient, world: World) -> None:
@@ -97,12 +100,12 @@ async def test_audiences_round_trip(client: httpx.AsyncClient, world: World) -> 
         {
             "name": "vip",
             "model_id": str(world.model_id),
-            "filter": {"and": [{"column": "ltv", "op": "gte", "value": 500}]},
+            "filter": {"and": [{"column": "lifetime_value", "op": "gte", "value": 500}]},
         },
         {"description": "big spenders"},
     )
     assert set(item) == {"id", "workspace_id", "model_id", "name", "description", "filter", *STAMPS}
-    assert item["filter"] == {"and": [{"column": "ltv", "op": "gte", "value": 500}]}
+    assert item["filter"] == {"and": [{"column": "lifetime_value", "op": "gte", "value": 500}]}
 
 
 async def test_destinations_never_echo_secrets(client: httpx.AsyncClient, world: World) -> None:
@@ -206,17 +209,22 @@ async def test_run_rows_filter_by_status(
     assert_error(await client.get(url, headers=world.headers(), params={"status": "ok"}), 422)
 
 
-async def test_cancel_answers_501_until_the_run_engine_lands(
+async def test_cancel_stops_a_queued_run_and_refuses_a_finished_one(
     client: httpx.AsyncClient, runtime: Runtime, world: World
 ) -> None:
-    run = await create_finished_run(runtime, world, (await create_sync(runtime, world)).id)
+    sync = await create_sync(runtime, world)
+    finished = await create_finished_run(runtime, world, sync.id)
     before = await table_counts(runtime)
-    url = f"{base(world)}/runs/{run.id}/cancel"
-    assert assert_error(await client.post(url, headers=world.headers()), 501)["code"] == (
-        "not_implemented"
-    )
+    url = f"{base(world)}/runs/{finished.id}/cancel"
+    assert_error(await client.post(url, headers=world.headers()), 409, str(finished.id))
     assert_error(await client.post(url, headers=world.headers("viewer")), 403)
     assert await table_counts(runtime) == before
+    async with runtime.database.session() as session:
+        queued = SyncRun(sync_id=sync.id, workspace_id=world.workspace_id)
+        session.add(queued)
+        await session.commit()
+    response = await client.post(f"{base(world)}/runs/{queued.id}/cancel", headers=world.headers())
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
 
 
 @pytest.mark.parametrize("limit", ["0", "101", "ten", ""])

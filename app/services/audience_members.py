@@ -1,0 +1,50 @@
+"""The membership stream of a stored audience, for the sync engine (DESIGN §5.1, §5.3)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
+from typing import Any
+
+from app.errors import InvalidInput, NotFound
+from app.runtime import Runtime
+from app.services.audience_queries import load_audience
+from app.services.sources import open_stored_source
+from app.sources.membership import SplitSelection, stream_member_batches
+from models import Audience
+
+
+async def stream_audience_members(
+    runtime: Runtime,
+    *,
+    workspace_id: uuid.UUID,
+    audience_id: uuid.UUID,
+    split_group_id: uuid.UUID | None = None,
+    columns: Sequence[str] | None = None,
+) -> AsyncIterator[tuple[str | None, dict[str, Any]]]:
+    """`(member_key, row)` for each member of the audience in key order, optionally only
+    those of one split group; `row` holds the key and `columns` (default: all).
+
+    No caller here, so no authorization: the engine calls it for a sync it runs. The
+    metadata session is closed before the first row is read; rows come from the source's
+    streaming cursor, one batch in memory at a time.
+    """
+    async with runtime.database.session() as session:
+        audience = await session.get(Audience, audience_id)
+        if audience is None or audience.workspace_id != workspace_id:
+            raise NotFound.of("audience", audience_id)
+        stored = await load_audience(session, audience)
+    split = None
+    if split_group_id is not None:
+        if stored.layout is None or split_group_id not in stored.layout.ranges:
+            raise InvalidInput.field(
+                "split_group_id", f"no split group {split_group_id} in audience {audience_id}"
+            )
+        split = SplitSelection(audience.split_salt, stored.layout, split_group_id)
+    async with open_stored_source(runtime.settings, runtime.cipher, stored.source) as connection:
+        batches = stream_member_batches(connection, stored.query, columns=columns, split=split)
+        async with aclosing(batches):
+            async for batch in batches:
+                for member in batch:
+                    yield member
