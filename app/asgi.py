@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,10 +17,12 @@ from app.metrics import Metrics
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
 from graphql_schema.app import build_graphql_app
+from jobs.scheduler import run_scheduler
 from rest_compat.app import build_rest_app
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, with_scheduler: bool = False) -> Starlette:
+    """The ASGI app; `serve` runs it with the scheduler, tests build it without."""
     settings = settings or get_settings()
     runtime = Runtime(settings)
     metrics = Metrics()
@@ -48,8 +51,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        yield
-        await runtime.close()
+        stop = asyncio.Event()
+        scheduler = asyncio.create_task(run_scheduler(runtime, stop)) if with_scheduler else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if scheduler is not None:
+                await scheduler
+            await runtime.close()
 
     # Routes, not a Mount: a Mount only matches "/graphql/…" and would redirect "/graphql".
     graphql_app = build_graphql_app(runtime, metrics)

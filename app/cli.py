@@ -55,7 +55,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
 
     migrate(settings.database_url)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, with_scheduler=True),
         host=host,
         port=port,
         log_config=None,

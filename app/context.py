@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
 from app.crypto import CredentialCipher
+from app.queue import RunQueue
 from app.settings import Settings
 
 
@@ -17,3 +18,4 @@ class ServiceContext:
     principal: Principal
     cipher: CredentialCipher
     settings: Settings
+    queue: RunQueue

@@ -69,9 +69,3 @@ class Conflict(AppError):
     code = "conflict"
     graphql_code = "CONFLICT"
     http_status = 409
-
-
-class NotImplementedYet(AppError):
-    code = "not_implemented"
-    graphql_code = "NOT_IMPLEMENTED"
-    http_status = 501

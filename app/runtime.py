@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,6 +10,7 @@ from app.auth import authenticate, parse_bearer
 from app.context import ServiceContext
 from app.crypto import CredentialCipher, load_keys
 from app.db import Database
+from app.queue import ArqQueue, InProcessQueue, RunQueue
 from app.settings import Settings
 
 
@@ -19,6 +21,17 @@ class Runtime:
         self.settings = settings
         self.database = Database(settings.database_url)
         self.cipher = CredentialCipher(load_keys(settings))
+        self.queue: RunQueue = (
+            ArqQueue(settings.redis_url, settings.queue_name)
+            if settings.redis_url
+            else InProcessQueue(self.execute_run)
+        )
+
+    async def execute_run(self, run_id: uuid.UUID) -> None:
+        """The job function: execute one queued run (in-process, or on an arq worker)."""
+        from app.services.run_execution import execute_run
+
+        await execute_run(self, run_id)
 
     @asynccontextmanager
     async def context(self, authorization: str | None) -> AsyncIterator[ServiceContext]:
@@ -27,8 +40,13 @@ class Runtime:
         async with self.database.session() as session:
             principal = await authenticate(session, secret)
             yield ServiceContext(
-                session=session, principal=principal, cipher=self.cipher, settings=self.settings
+                session=session,
+                principal=principal,
+                cipher=self.cipher,
+                settings=self.settings,
+                queue=self.queue,
             )
 
     async def close(self) -> None:
+        await self.queue.close()
         await self.database.dispose()

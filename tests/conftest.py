@@ -9,6 +9,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from starlette.applications import Starlette
 
 from app.asgi import create_app
@@ -52,7 +53,18 @@ def make_settings(dialect: str, data_dir: Path, request: pytest.FixtureRequest) 
         url = f"sqlite+aiosqlite:///{folder / 'signalsmith.db'}"
     else:
         url = request.getfixturevalue("postgres_database_url")
-    return Settings(database_url=url, source_files_dir=folder / "sources", redis_url=None)
+    return Settings(
+        database_url=url,
+        source_files_dir=folder / "sources",
+        redis_url=None,
+        secret_key=request.getfixturevalue("secret_key"),
+    )
+
+
+@pytest.fixture(scope="session")
+def secret_key() -> str:
+    """The credentials key of this test session (no key file is written anywhere)."""
+    return Fernet.generate_key().decode()
 
 
 @pytest.fixture(scope="session", params=DIALECTS)

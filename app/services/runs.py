@@ -1,18 +1,22 @@
-"""Sync runs: history, events and row outcomes (read); trigger and cancel arrive with
-the run engine and answer 501 until then, after the same checks they will make."""
+"""Sync runs: trigger, cancel, history, events and row outcomes."""
 
 from __future__ import annotations
 
 import uuid
 
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.context import ServiceContext
-from app.errors import NotFound, NotImplementedYet
+from app.errors import Conflict, FieldError, InvalidInput, NotFound
+from app.queue import RunQueue
+from app.runs import transition_run
+from app.services.audit import record_audit
 from app.services.lookup import Page, authorize, get_scoped, page
 from app.validation import parse_input
 from models import AudienceSync, RowResult, SyncRun, SyncRunEvent
-from models.enums import Role
+from models.enums import ACTIVE_RUN_STATUSES, Role, RunStatus, RunTrigger, SyncStatus
 from models.shapes.run import TriggerOptions
 
 KIND = "sync run"
@@ -87,17 +91,84 @@ async def list_row_results(
 
 
 async def trigger_sync_run(
-    ctx: ServiceContext, *, workspace_id: uuid.UUID, sync_id: uuid.UUID, data: object = None
+    ctx: ServiceContext,
+    *,
+    workspace_id: uuid.UUID,
+    sync_id: uuid.UUID,
+    data: object = None,
+    trigger: RunTrigger = RunTrigger.api,
 ) -> SyncRun:
+    """Queue a run of the sync. One active run per sync: while one is queued or running,
+    a trigger is a Conflict carrying that run's id (the database enforces it)."""
     authorize(ctx, workspace_id, Role.editor)
-    await get_scoped(ctx.session, AudienceSync, sync_id, workspace_id, "audience sync")
-    parse_input(TriggerOptions, data if data is not None else {})
-    raise NotImplementedYet("running syncs arrives with the run engine; nothing was queued")
+    sync = await get_scoped(ctx.session, AudienceSync, sync_id, workspace_id, "audience sync")
+    options = parse_input(TriggerOptions, data if data is not None else {})
+    if options.retry_failed_only:
+        raise InvalidInput.field("retry_failed_only", "not supported yet; trigger a normal run")
+    if sync.status == SyncStatus.draft:
+        raise Conflict(f"audience sync {sync.id} is a draft; set its status to active to run it")
+    run = SyncRun(
+        sync_id=sync.id,
+        workspace_id=workspace_id,
+        trigger=trigger,
+        full_resync=options.full_resync,
+        dry_run=options.dry_run,
+    )
+    ctx.session.add(run)
+    record_audit(
+        ctx,
+        workspace_id=workspace_id,
+        action="sync_run.trigger",
+        target_type=KIND,
+        target_id=run.id,
+        detail={"sync_id": str(sync.id), **options.model_dump()},
+    )
+    if not await queue_new_run(ctx.session, ctx.queue, run):
+        raise await _active_run_conflict(ctx, sync_id)
+    return run
+
+
+async def queue_new_run(session: AsyncSession, queue: RunQueue, run: SyncRun) -> bool:
+    """Commit `run` (with whatever else the session holds) and enqueue it; False, with
+    nothing written, when the sync already has an active run or this tick already ran."""
+    session.add(run)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return False
+    await queue.enqueue(run.id)
+    return True
+
+
+async def _active_run_conflict(ctx: ServiceContext, sync_id: uuid.UUID) -> Conflict:
+    active = (
+        await ctx.session.execute(
+            select(SyncRun.id).where(
+                SyncRun.sync_id == sync_id, col(SyncRun.status).in_(ACTIVE_RUN_STATUSES)
+            )
+        )
+    ).scalar_one_or_none()
+    return Conflict(
+        f"audience sync {sync_id} already has an active run {active}",
+        [FieldError("run_id", str(active))],
+    )
 
 
 async def cancel_sync_run(
     ctx: ServiceContext, *, workspace_id: uuid.UUID, run_id: uuid.UUID
 ) -> SyncRun:
+    """A queued run is cancelled at once; a running one is asked to stop after its batch."""
     authorize(ctx, workspace_id, Role.editor)
-    await get_sync_run(ctx, workspace_id=workspace_id, run_id=run_id)
-    raise NotImplementedYet("cancelling runs arrives with the run engine")
+    run = await get_sync_run(ctx, workspace_id=workspace_id, run_id=run_id)
+    to = {RunStatus.queued: RunStatus.cancelled, RunStatus.running: RunStatus.cancelling}.get(
+        RunStatus(run.status)
+    )
+    if to is None:
+        raise Conflict(
+            f"run {run.id} is {run.status}; only queued or running runs can be cancelled"
+        )
+    record_audit(
+        ctx, workspace_id=workspace_id, action="sync_run.cancel", target_type=KIND, target_id=run.id
+    )
+    return await transition_run(ctx.session, run, to)

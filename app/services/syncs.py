@@ -126,6 +126,8 @@ async def update_audience_sync(
             setattr(sync, field, value)
         await _check_references(ctx, sync)
     sync.updated_at = utcnow()
+    if {"schedule", "config", "status"} & set(changes):
+        sync.next_run_at = None  # the scheduler plans the next tick afresh (none missed)
     ctx.session.add(sync)
     record_audit(
         ctx,

@@ -21,6 +21,7 @@ from app.destinations.delivery import Delivery, RetryPolicy, deliver
 from app.runs import Publish, append_event, transition_run
 from app.sync.held import held_count, held_members, record_sent, sort_key_for
 from app.sync.mapping import fingerprint, map_row
+from app.sync.outcome import apply_run_outcome
 from app.sync.plan import Change, Member, Step, plan_diff
 from models import AudienceSync, RowResult, SyncRun
 from models.columns import utcnow
@@ -271,10 +272,8 @@ class SyncEngine:
             run = await session.get(SyncRun, self.job.run_id)
             sync = await session.get(AudienceSync, self.sync.id)
             assert run is not None and sync is not None
-            sync.last_run_id = run.id
-            if status in (RunStatus.succeeded, RunStatus.partial):
-                sync.last_synced_at = utcnow()
             error = {"code": code, "message": message} if code else None
+            apply_run_outcome(sync, run.id, status, error)
             columns = {**self.tally.columns(), "progress": 1.0}
             return await transition_run(
                 session, run, status, error=error, publish=self.job.publish, **columns

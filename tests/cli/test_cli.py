@@ -17,6 +17,7 @@ import pytest
 from arq import create_pool
 from arq.connections import RedisSettings
 
+from app.queue import deserialize_job, serialize_job
 from tests.services import REDIS_URL, require_reachable, unique_name
 
 
@@ -136,7 +137,12 @@ async def test_worker_with_redis_processes_jobs(tmp_path: Path) -> None:
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
-    pool = await create_pool(RedisSettings.from_dsn(REDIS_URL), default_queue_name=queue)
+    pool = await create_pool(
+        RedisSettings.from_dsn(REDIS_URL),
+        default_queue_name=queue,
+        job_serializer=serialize_job,
+        job_deserializer=deserialize_job,
+    )
     try:
         job = await pool.enqueue_job("ping")
         assert job is not None

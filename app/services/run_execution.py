@@ -1,0 +1,105 @@
+"""Executing a queued run: the job function behind both the in-process queue and arq."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from sqlalchemy import update
+from sqlmodel import col
+
+from app.destinations.base import TerminalError
+from app.destinations.registry import build_connector
+from app.errors import AppError
+from app.runs import TERMINAL_STATUSES, transition_run
+from app.runtime import Runtime
+from app.services.audience_members import stream_audience_members
+from app.sync.engine import EngineInput, SyncEngine
+from app.sync.outcome import apply_run_outcome
+from models import Audience, AudienceSync, Destination, ParentModel, SyncRun
+from models.columns import utcnow
+from models.enums import DestinationType, RunStatus
+
+log = logging.getLogger("signalsmith.runs")
+#: Seconds between heartbeats of a running run (the reaper waits 60 s).
+HEARTBEAT_INTERVAL = 10.0
+
+
+async def execute_run(runtime: Runtime, run_id: uuid.UUID) -> None:
+    """Run `run_id` to its end. A run that is no longer queued is left alone (idempotent)."""
+    async with runtime.database.session() as session:
+        run = await session.get(SyncRun, run_id)
+        if run is None or run.status != RunStatus.queued:
+            return
+        sync = await session.get(AudienceSync, run.sync_id)
+        destination = await session.get(Destination, sync.destination_id) if sync else None
+        audience = await session.get(Audience, sync.audience_id) if sync else None
+        model = await session.get(ParentModel, audience.model_id) if audience else None
+        if sync is None or destination is None or audience is None or model is None:
+            await _fail(runtime, run_id, "missing_object", "the sync lost a referenced object")
+            return
+    numeric = any(
+        column["name"] == model.primary_key and column["type"] == "number"
+        for column in model.columns or []
+    )
+    columns = sorted({model.primary_key, *(m["source_column"] for m in sync.field_mapping)})
+    try:
+        connector = build_connector(
+            DestinationType(destination.type),
+            runtime.cipher.decrypt(destination.config_encrypted),
+            allow_private=runtime.settings.allow_private_destinations,
+        )
+    except TerminalError as exc:
+        await _fail(runtime, run_id, "destination_unavailable", str(exc))
+        return
+    members = stream_audience_members(
+        runtime,
+        workspace_id=sync.workspace_id,
+        audience_id=audience.id,
+        split_group_id=sync.split_group_id,
+        columns=columns,
+    )
+    job = EngineInput(
+        run_id=run_id,
+        sync=sync,
+        members=members,
+        numeric_keys=numeric,
+        connector=connector,
+        full_resync=run.full_resync,
+        dry_run=run.dry_run,
+    )
+    beating = asyncio.create_task(_heartbeat(runtime, run_id))
+    try:
+        await SyncEngine(runtime.database.engine, job).run(run)
+    except AppError as exc:  # the source refused the query, the audience no longer compiles …
+        await _fail(runtime, run_id, exc.code, exc.message)
+    except Exception:
+        log.exception("run failed unexpectedly", extra={"run_id": str(run_id)})
+        await _fail(runtime, run_id, "internal_error", "the run failed unexpectedly")
+    finally:
+        beating.cancel()
+        await connector.close()
+
+
+async def _heartbeat(runtime: Runtime, run_id: uuid.UUID) -> None:
+    """Tell the reaper this run's worker is alive, even while the source is slow."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_INTERVAL)
+        async with runtime.database.session() as session:
+            await session.execute(
+                update(SyncRun).where(col(SyncRun.id) == run_id).values(heartbeat_at=utcnow())
+            )
+            await session.commit()
+
+
+async def _fail(runtime: Runtime, run_id: uuid.UUID, code: str, message: str) -> None:
+    async with runtime.database.session() as session:
+        run = await session.get(SyncRun, run_id)
+        if run is None or run.status in TERMINAL_STATUSES:
+            return
+        error = {"code": code, "message": message}
+        sync = await session.get(AudienceSync, run.sync_id)
+        if sync is not None:
+            apply_run_outcome(sync, run.id, RunStatus.failed, error)
+        await transition_run(session, run, RunStatus.failed, error=error)
