@@ -3,10 +3,8 @@ membership changes, counts that reconcile, invalid rows, the removal guard, dry 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from app.destinations.address_guard import allow_all
 from app.destinations.delivery import RetryPolicy
@@ -17,24 +15,12 @@ from models import AudienceSync, RowResult, SyncRun
 from models.enums import RunStatus
 from tests.destinations.receiver import Receiver
 from tests.factories import World, create_sync
-from tests.servers import serve_in_thread
 
 MAPPING = [
     {"source_column": "id", "destination_field": "id"},
     {"source_column": "email", "destination_field": "email"},
 ]
 Audience = dict[int, str]
-
-
-@pytest.fixture
-def receiver() -> Receiver:
-    return Receiver()
-
-
-@pytest.fixture
-def hook_url(receiver: Receiver) -> Iterator[str]:
-    with serve_in_thread(receiver.app()) as base:
-        yield f"{base}/hook"
 
 
 async def stream(
@@ -50,8 +36,8 @@ async def stream(
 
 
 class Harness:
-    def __init__(self, runtime: Runtime, sync: AudienceSync, url: str) -> None:
-        self.runtime, self.sync, self.url = runtime, sync, url
+    def __init__(self, runtime: Runtime, sync: AudienceSync, url: str, attempts: int = 2) -> None:
+        self.runtime, self.sync, self.url, self.attempts = runtime, sync, url, attempts
 
     async def run(
         self,
@@ -80,7 +66,7 @@ class Harness:
                 connector=connector,
                 full_resync=full_resync,
                 dry_run=dry_run,
-                policy=RetryPolicy(attempts=2, initial_delay=0.01),
+                policy=RetryPolicy(attempts=self.attempts, initial_delay=0.01),
             )
             finished = await SyncEngine(self.runtime.database.engine, job).run(run)
         finally:
