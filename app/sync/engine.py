@@ -139,7 +139,6 @@ class SyncEngine:
         """Members with a usable key; null and duplicate keys are recorded as invalid."""
         group: list[tuple[str | None, dict[str, Any]]] = []
         async for key, row in self.job.members:
-            self.tally.query_size += 1
             if group and key != group[0][0]:
                 member = self._settle(group)
                 if member is not None:
@@ -152,6 +151,7 @@ class SyncEngine:
 
     def _settle(self, group: list[tuple[str | None, dict[str, Any]]]) -> Member | None:
         key, row = group[0]
+        self.tally.query_size += len(group)  # counted when planned, so counts always reconcile
         if key is None or len(group) > 1:
             reason = "null key" if key is None else "duplicate key"
             for _ in group:
