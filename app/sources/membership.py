@@ -128,7 +128,7 @@ async def stream_member_batches(
     with young_generation_room(ROOM_PER_BATCH_ROW * batch_size):
         async for rows in connection.stream(statement, batch_size=batch_size):
             batch = list(zip(member_keys(list(map(first, rows))), as_dicts(rows), strict=True))
-            del rows  # the driver's rows go before the next batch arrives
+            del rows  # held no longer than the driver holds them
             if split is not None:
                 layout, salt, group = split.layout, split.salt, split.group
                 batch = [
@@ -146,8 +146,8 @@ class _YoungGeneration:
     outnumber its threshold (700). A stream holds thousands (a batch of driver rows, then a
     tuple and a dict per member) for as long as each batch takes, so collections keep moving
     them to older generations, whose counters (which frees never lower) soon call for full
-    collections of the whole heap: on a 1 000 000-member stream that was a quarter of the
-    time, for no garbage at all (rows hold no cycles; they are freed by reference counting).
+    collections of the whole heap: on a 1 000 000-member stream that was nearly a third of
+    the time, for no garbage at all (rows hold no cycles; they are freed by reference counting).
 
     While streams run, the threshold is raised by the room each asks for (a few batches' worth
     of objects), so one batch in flight no longer triggers a collection. Cyclic garbage made

@@ -1,0 +1,279 @@
+"""A whole sync from PostgreSQL into a local webhook receiver, through the real engine on a
+real `signalsmith worker` (arq over Redis, PostgreSQL metadata) — issue 4, Benchmark.
+
+    python -m bench.sync --members 1000000 [--json]
+
+Prints `members`, `floor_s` (COPY of the audience query into nothing, same run),
+`first_sync_s`, `noop_rerun_s`, `churn_rerun_s` (1 % of members changed), `peak_rss_mb` of the
+worker (and at the first sync), and `trigger_to_running_ms` (median over the runs). Creates
+its own databases and Redis queue, and removes them at the end whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import asyncpg
+import uvicorn
+from arq import create_pool
+from arq.connections import RedisSettings
+from arq.jobs import Job
+from cryptography.fernet import Fernet
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.db import migrate
+from app.queue import deserialize_job, run_job_id
+from app.runtime import Runtime
+from app.services import audiences, destinations, parent_models, runs, sources, syncs
+from app.services.workspaces import bootstrap
+from app.settings import Settings
+from app.sources.connection import open_source
+from app.sources.filters import compile_audience
+from app.sources.introspect import describe_model
+from app.sources.model import ModelSpec
+from bench.membership import (
+    DEFAULT_URL,
+    FILTER,
+    _NoOtherModels,
+    bench_database,
+    copy_sql,
+    load,
+    rows_for,
+    time_floor,
+)
+from models import SyncRun
+from models.enums import SourceType
+
+REDIS_URL = os.environ.get("SIGNALSMITH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+class Receiver:
+    """The fastest honest webhook: reads each batch and acknowledges it."""
+
+    def __init__(self) -> None:
+        self.records = 0
+
+    async def hook(self, request: Request) -> Response:
+        body = await request.body()
+        self.records += body.count(b"},{") + 1 if body.endswith(b"}]}") else 0
+        return Response(b"{}", media_type="application/json")
+
+
+@contextmanager
+def serve(app: Starlette) -> Iterator[str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def rss_mb(pid: int, field: str) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def main(arguments: argparse.Namespace) -> dict[str, Any]:
+    rows = rows_for(arguments.members)
+    async with bench_database(arguments.url) as source_url, bench_database(arguments.url) as meta:
+        await load(source_url, rows)
+        metadata_url = meta.replace("postgresql://", "postgresql+asyncpg://", 1)
+        await asyncio.to_thread(migrate, metadata_url)
+        settings = Settings(
+            database_url=metadata_url,
+            redis_url=REDIS_URL,
+            queue_name=f"signalsmith:bench:{uuid.uuid4().hex[:8]}",
+            secret_key=Fernet.generate_key().decode(),
+            allow_private_destinations=True,
+        )
+        async with open_source(settings, SourceType.postgres, source_url) as connection:
+            columns = await describe_model(
+                connection, query=None, table="customers", primary_key="id"
+            )
+            query = await compile_audience(
+                FILTER,
+                ModelSpec(primary_key="id", columns=columns, table="customers"),
+                _NoOtherModels(),
+            )
+        floor = await time_floor(source_url, copy_sql(query))
+        receiver = Receiver()
+        app = Starlette(routes=[Route("/hook", receiver.hook, methods=["POST"])])
+        with serve(app) as hook_url:
+            return {
+                **await sync_runs(settings, source_url, hook_url, arguments),
+                "floor_s": round(floor.seconds, 3),
+                "rows": rows,
+            }
+
+
+async def sync_runs(
+    settings: Settings, source_url: str, hook_url: str, arguments: argparse.Namespace
+) -> dict[str, Any]:
+    runtime = Runtime(settings)
+    async with runtime.database.session() as session:
+        boot = await bootstrap(session, workspace_name="bench", email="bench@example.com")
+    wid = boot.workspace.id
+    async with runtime.context(f"Bearer {boot.token}") as ctx:
+        source = await sources.create_source(
+            ctx,
+            workspace_id=wid,
+            data={"name": "pg", "type": "postgres", "config": {"url": source_url}},
+        )
+        model = await parent_models.create_model(
+            ctx,
+            workspace_id=wid,
+            data={
+                "name": "customers",
+                "source_id": str(source.id),
+                "table": "customers",
+                "primary_key": "id",
+            },
+        )
+        audience = await audiences.create_audience(
+            ctx,
+            workspace_id=wid,
+            data={"name": "bench", "model_id": str(model.id), "filter": FILTER},
+        )
+        hook = await destinations.create_destination(
+            ctx,
+            workspace_id=wid,
+            data={"name": "hook", "type": "webhook", "config": {"url": hook_url}},
+        )
+        sync = await syncs.create_audience_sync(
+            ctx,
+            workspace_id=wid,
+            data={
+                "name": "bench",
+                "audience_id": str(audience.id),
+                "destination_id": str(hook.id),
+                "sync_mode": "mirror",
+                "config": {"batch_size": arguments.batch_size},
+                "field_mapping": [
+                    {"source_column": "email", "destination_field": "email"},
+                    {"source_column": "plan", "destination_field": "plan"},
+                ],
+            },
+        )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SIGNALSMITH_")},
+        "SIGNALSMITH_DATABASE_URL": settings.database_url,
+        "SIGNALSMITH_REDIS_URL": REDIS_URL,
+        "SIGNALSMITH_QUEUE_NAME": settings.queue_name,
+        "SIGNALSMITH_SECRET_KEY": settings.secret_key or "",
+        "SIGNALSMITH_ALLOW_PRIVATE_DESTINATIONS": "true",
+        "SIGNALSMITH_LOG_LEVEL": "WARNING",
+    }
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.cli", "worker", env=env
+    )
+    pool = await create_pool(
+        RedisSettings.from_dsn(REDIS_URL),
+        default_queue_name=settings.queue_name,
+        job_deserializer=deserialize_job,
+    )
+    finished: list[SyncRun] = []
+
+    async def one_run() -> SyncRun:
+        async with runtime.context(f"Bearer {boot.token}") as ctx:
+            run = await runs.trigger_sync_run(ctx, workspace_id=wid, sync_id=sync.id)
+        await Job(
+            run_job_id(run.id), pool, _queue_name=settings.queue_name, _deserializer=deserialize_job
+        ).result(timeout=3600)
+        async with runtime.database.session() as session:
+            done = await session.get(SyncRun, run.id)
+        assert done is not None and done.status == "succeeded", done
+        finished.append(done)
+        return done
+
+    def seconds(run: SyncRun) -> float:
+        assert run.started_at and run.finished_at
+        return round((run.finished_at - run.started_at).total_seconds(), 3)
+
+    try:
+        first = await one_run()
+        rss_after_first = rss_mb(worker.pid, "VmHWM")
+        noop = await one_run()
+        connection = await asyncpg.connect(source_url)
+        try:
+            await connection.execute("UPDATE customers SET plan = plan || '+' WHERE id % 100 = 7")
+        finally:
+            await connection.close()
+        churn = await one_run()
+        peak = rss_mb(worker.pid, "VmHWM")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        await worker.wait()
+        await pool.delete(settings.queue_name)
+        await pool.aclose()
+        await runtime.close()
+    latency = [
+        (r.started_at - r.created_at).total_seconds() * 1000 for r in finished if r.started_at
+    ]
+    return {
+        "benchmark": "sync",
+        "members": first.query_size,
+        "first_sync_s": seconds(first),
+        "first_rows_per_s": round(first.query_size / seconds(first)),
+        "noop_rerun_s": seconds(noop),
+        "churn_rerun_s": seconds(churn),
+        "churn_updates": churn.succeeded["update"],
+        "peak_rss_mb": round(peak, 1),
+        "rss_after_first_mb": round(rss_after_first, 1),
+        "trigger_to_running_ms": round(statistics.median(latency), 1),
+        "batch_size": arguments.batch_size,
+    }
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.sync", description=__doc__)
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--url", default=DEFAULT_URL, help="PostgreSQL admin URL")
+    parser.add_argument("--json", action="store_true", help="print one JSON line")
+    return parser.parse_args(argv)
+
+
+def run(argv: list[str] | None = None) -> None:
+    arguments = parse(argv)
+    result = asyncio.run(main(arguments))
+    ratios = {
+        "noop_over_floor": round(result["noop_rerun_s"] / result["floor_s"], 2),
+        "churn_over_floor": round(result["churn_rerun_s"] / result["floor_s"], 2),
+    }
+    result.update(ratios)
+    if arguments.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>24}  {value}")
+
+
+if __name__ == "__main__":
+    run()
