@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -127,8 +128,15 @@ async def stored_text(runtime: Runtime) -> str:
     """Everything the database holds, as text (SQLite: the raw files, WAL included)."""
     path = runtime.settings.sqlite_path
     if path is not None:
-        chunks = [p.read_bytes() for p in path.parent.glob(path.name + "*")]
-        return b"".join(chunks).decode("latin-1")
+        # Read in another process: closing a descriptor of the database file here would drop
+        # every POSIX lock SQLite holds on it in this process, and corrupt it for the others.
+        files = [str(p) for p in path.parent.glob(path.name + "*")]
+        reader = await asyncio.create_subprocess_exec(
+            "cat", *files, stdout=asyncio.subprocess.PIPE
+        )
+        raw, _ = await reader.communicate()
+        assert reader.returncode == 0
+        return raw.decode("latin-1")
     parts: list[str] = []
     async with runtime.database.session() as session:
         for name in SQLModel.metadata.tables:
