@@ -8,6 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
 from app.crypto import CredentialCipher
+from app.db import Database
+from app.events import RunEventBus
 from app.queue import RunQueue
 from app.settings import Settings
 
@@ -19,3 +21,6 @@ class ServiceContext:
     cipher: CredentialCipher
     settings: Settings
     queue: RunQueue
+    events: RunEventBus
+    #: For work that outlives the request's session (a subscription's later reads).
+    database: Database

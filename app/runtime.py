@@ -10,6 +10,7 @@ from app.auth import authenticate, parse_bearer
 from app.context import ServiceContext
 from app.crypto import CredentialCipher, load_keys
 from app.db import Database
+from app.events import RunEventBus, create_event_bus
 from app.queue import ArqQueue, InProcessQueue, RunQueue
 from app.settings import Settings
 
@@ -26,6 +27,7 @@ class Runtime:
             if settings.redis_url
             else InProcessQueue(self.execute_run)
         )
+        self.events: RunEventBus = create_event_bus(settings.redis_url, settings.queue_name)
 
     async def execute_run(self, run_id: uuid.UUID) -> None:
         """The job function: execute one queued run (in-process, or on an arq worker)."""
@@ -45,8 +47,11 @@ class Runtime:
                 cipher=self.cipher,
                 settings=self.settings,
                 queue=self.queue,
+                events=self.events,
+                database=self.database,
             )
 
     async def close(self) -> None:
         await self.queue.close()
+        await self.events.close()
         await self.database.dispose()

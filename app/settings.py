@@ -27,7 +27,20 @@ class Settings(BaseSettings):
     source_files_dir: Path | None = None
     log_level: str = "INFO"
     graphql_introspection: bool = True
+    #: Comma-separated origins (`https://console.example.com`, or `*`) a browser may open
+    #: subscriptions from; empty: same-origin pages and clients that send no Origin.
+    allowed_origins: str = ""
+    #: Seconds between keep-alive pings on subscription sockets.
+    ws_keepalive_seconds: float = Field(default=15.0, gt=0)
+    #: A follower re-reads the table after this many quiet seconds (a lost pub/sub message).
+    events_quiet_seconds: float = Field(default=5.0, gt=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    @property
+    def origins(self) -> frozenset[str]:
+        return frozenset(
+            o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()
+        )
 
     @property
     def sqlite_path(self) -> Path | None:

@@ -1,14 +1,31 @@
-"""The GraphQL ASGI app: HTTP and WebSocket (graphql-transport-ws, graphql-ws) at /graphql."""
+"""The GraphQL ASGI app: HTTP and WebSocket (graphql-transport-ws, graphql-ws) at /graphql.
+
+A WebSocket is authenticated once, at `connection_init`: the token comes from its payload
+(`{"Authorization": "Bearer …"}`) or else from the upgrade request's header, and a socket
+without a valid token is closed (4403 on graphql-transport-ws). Both protocols take this one
+path. A browser may open a socket only from the same origin or an allowed one
+(`SIGNALSMITH_ALLOWED_ORIGINS`); the server pings every `ws_keepalive_seconds`.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.types.unset import UNSET, UnsetType
 
+from app.errors import Unauthenticated
 from app.metrics import Metrics
 from app.runtime import Runtime
 from graphql_schema.context import GraphQLContext
@@ -18,13 +35,38 @@ from graphql_schema.schema import build_schema
 CONTEXT_KEY = "signalsmith.graphql_context"
 
 
+class PingingTransportWSHandler(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
+    """graphql-transport-ws with server pings, so idle sockets stay open through proxies
+    and a vanished client is noticed."""
+
+    async def handle(self) -> None:
+        pinger = asyncio.create_task(self._ping(self.view.keep_alive_interval or 15.0))
+        try:
+            await super().handle()
+        finally:
+            pinger.cancel()
+
+    async def _ping(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            if self.connection_acknowledged:
+                try:
+                    await self.send_message({"type": "ping"})
+                except Exception:
+                    return
+
+
 class GraphQLApp(GraphQL[GraphQLContext, None]):
+    graphql_transport_ws_handler_class = PingingTransportWSHandler
+
     def __init__(self, runtime: Runtime, metrics: Metrics) -> None:
         introspection = runtime.settings.graphql_introspection
         super().__init__(
             build_schema(metrics=metrics, introspection=introspection),
             graphql_ide="graphiql" if introspection else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            keep_alive=True,
+            keep_alive_interval=runtime.settings.ws_keepalive_seconds,
         )
         self.runtime = runtime
 
@@ -35,14 +77,46 @@ class GraphQLApp(GraphQL[GraphQLContext, None]):
         request.scope.setdefault("state", {})[CONTEXT_KEY] = context
         return context
 
+    async def on_ws_connect(self, context: GraphQLContext) -> UnsetType | dict[str, object] | None:
+        """Authenticate the socket: the `connection_init` token, else the upgrade header."""
+        params = context.connection_params or {}
+        given = params.get("Authorization", params.get("authorization"))
+        if isinstance(given, str) and given:
+            context.authorization = given
+        try:
+            async with self.runtime.context(context.authorization):
+                pass
+        except Unauthenticated as exc:
+            raise ConnectionRejectionError(
+                {"code": exc.graphql_code, "message": exc.message}
+            ) from None
+        return UNSET
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the request, then close its session (for a WebSocket: the connection's)."""
+        if scope["type"] == "websocket" and not self._origin_allowed(scope):
+            await send({"type": "websocket.close", "code": 1008, "reason": "origin not allowed"})
+            return
         try:
             await super().__call__(scope, receive, send)
         finally:
             context = scope.get("state", {}).get(CONTEXT_KEY)
             if isinstance(context, GraphQLContext):
                 await context.close()
+
+    def _origin_allowed(self, scope: Scope) -> bool:
+        """No Origin (not a browser), the same origin, or one the settings allow."""
+        headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
+        origin = headers.get(b"origin", b"").decode("latin-1").strip().rstrip("/")
+        if not origin:
+            return True
+        allowed = self.runtime.settings.origins
+        if "*" in allowed or origin in allowed:
+            return True
+        host = headers.get(b"host", b"").decode("latin-1")
+        with contextlib.suppress(ValueError):
+            return urlsplit(origin).netloc == host
+        return False
 
 
 def build_graphql_app(runtime: Runtime, metrics: Metrics) -> GraphQLApp:

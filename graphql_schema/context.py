@@ -12,7 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import strawberry
 
@@ -31,6 +31,8 @@ class GraphQLContext:
     def __init__(self, runtime: Runtime, authorization: str | None) -> None:
         self.runtime = runtime
         self.authorization = authorization
+        #: The `connection_init` payload of a WebSocket (strawberry sets it).
+        self.connection_params: dict[str, Any] | None = None
         self.loaders = Loaders(self)
         self._stack = AsyncExitStack()
         self._lock = asyncio.Lock()
@@ -86,6 +88,21 @@ class GraphQLContext:
                 service.session.expunge_all()
                 await service.session.rollback()
                 raise
+
+    async def stream(
+        self,
+        function: Callable[..., Awaitable[T]],
+        /,
+        *,
+        workspace_id: uuid.UUID | None = None,
+        **kwargs: Any,
+    ) -> T:
+        """Open a subscription's stream on a short-lived context of its own: authentication
+        and lookups happen now (refusals surface as errors), and the stream, which outlives
+        this context, reads on its own sessions. `workspace_id` defaults to the token's."""
+        async with self.runtime.context(self.authorization) as service:
+            workspace = workspace_id or service.principal.workspace_id
+            return await function(service, workspace_id=workspace, **kwargs)
 
     async def close(self) -> None:
         """End of the request: close the session (rolling back anything uncommitted)."""

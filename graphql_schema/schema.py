@@ -1,5 +1,5 @@
-"""The schema: Query and Mutation roots, scalars, and the extensions every operation runs
-through (limits, error codes and masking, metrics)."""
+"""The schema: Query, Mutation and Subscription roots, scalars, and the extensions every
+operation runs through (limits, error codes and masking, metrics)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from app.metrics import Metrics
-from graphql_schema.errors import ErrorCodes, MaskUnexpectedErrors, is_unexpected
+from graphql_schema.errors import ErrorCodes, MaskUnexpectedErrors, is_unexpected, present
 from graphql_schema.limits import limit_extensions
 from graphql_schema.mutations import Mutation
 from graphql_schema.operation_metrics import OperationMetrics, OperationNames
 from graphql_schema.queries import Query
 from graphql_schema.scalars import SCALAR_MAP
+from graphql_schema.subscriptions import Subscription
 
 
 class GatewaySchema(strawberry.Schema):
@@ -28,6 +30,21 @@ class GatewaySchema(strawberry.Schema):
         unexpected = [error for error in errors if is_unexpected(error)]
         if unexpected:
             super().process_errors(unexpected, execution_context)
+        if execution_context is not None and _is_subscription(execution_context):
+            # A subscription's results bypass the operation hooks: code and mask them here.
+            for index, error in enumerate(errors):
+                if is_unexpected(error):
+                    errors[index] = MaskUnexpectedErrors().anonymise_error(error)
+                present(errors[index])
+
+
+def _is_subscription(execution_context: ExecutionContext) -> bool:
+    if execution_context.graphql_document is None:
+        return False  # did not parse
+    try:
+        return execution_context.operation_type is OperationType.SUBSCRIPTION
+    except RuntimeError:  # no operation to pick (an unknown operation name …)
+        return False
 
 
 def build_schema(*, metrics: Metrics | None = None, introspection: bool = True) -> GatewaySchema:
@@ -42,6 +59,7 @@ def build_schema(*, metrics: Metrics | None = None, introspection: bool = True) 
     return GatewaySchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=extensions,
     )

@@ -7,7 +7,7 @@ import json
 import math
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -43,6 +43,8 @@ class Call:
     query: Mapping[str, Any]
     #: The parsed JSON body; None when the request had none.
     body: object
+    #: The request's headers (content negotiation: `Accept`, `Last-Event-ID`).
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     def path_id(self, name: str) -> uuid.UUID:
         return parse_path_id(self.path, name)

@@ -43,6 +43,8 @@ class Endpoint:
     #: Statuses beyond the common ones (409 conflicts).
     also: tuple[int, ...] = ()
     description: str = ""
+    #: Also answers `Accept: text/event-stream` with the items as Server-Sent Events.
+    event_stream: bool = False
 
     @property
     def path_params(self) -> list[str]:
@@ -74,6 +76,7 @@ async def serve(endpoint: Endpoint, runtime: Runtime, request: Request) -> Respo
             path=request.path_params,
             query=parse_query(endpoint.query, request.query_params),
             body=parse_json(raw) if endpoint.body else None,
+            headers=request.headers,
         )
         return await endpoint.handler(call)
 

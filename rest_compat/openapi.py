@@ -11,6 +11,8 @@ from pydantic.json_schema import models_json_schema
 
 from rest_compat.call import PATH_IDS, WORKSPACE_HEADER
 from rest_compat.endpoint import Endpoint
+from rest_compat.event_stream import LAST_EVENT_ID
+from rest_compat.event_stream import MEDIA_TYPE as EVENT_STREAM
 from rest_compat.schemas import ErrorEnvelope
 
 REF = "#/components/schemas/{model}"
@@ -80,6 +82,10 @@ def _operation(endpoint: Endpoint, refs: dict[tuple[type[BaseModel], str], str])
             "content": {"application/json": {"schema": success}},
         }
     }
+    if endpoint.event_stream:
+        responses[str(endpoint.status)]["content"][EVENT_STREAM] = {
+            "schema": {"type": "string", "description": "Server-Sent Events"}
+        }
     error = {"$ref": refs[(ErrorEnvelope, "serialization")]}
     for status in endpoint.error_statuses:
         responses[str(status)] = {
@@ -101,6 +107,20 @@ def _operation(endpoint: Endpoint, refs: dict[tuple[type[BaseModel], str], str])
                     "schema": param.json_schema(),
                 }
                 for param in endpoint.query
+            ),
+            *(
+                [
+                    {
+                        "name": LAST_EVENT_ID,
+                        "in": "header",
+                        "required": False,
+                        "description": "With text/event-stream: resume after this sequence "
+                        "number (what a reconnecting EventSource sends).",
+                        "schema": {"type": "string"},
+                    }
+                ]
+                if endpoint.event_stream
+                else []
             ),
             {
                 "name": WORKSPACE_HEADER,

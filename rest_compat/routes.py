@@ -211,7 +211,12 @@ RUN_ENDPOINTS = (
         SyncRunEventPublic,
         many=True,
         query=(AFTER,),
-        description="In sequence order, at most 1000 per call; continue with `after`.",
+        description="In sequence order, at most 1000 per call; continue with `after`. With "
+        "`Accept: text/event-stream` the answer is a live stream of Server-Sent Events "
+        "instead (`id: <seq>`, `event: <type>`, `data: <the event's JSON>`): the stored "
+        "events after `after` (or `Last-Event-ID`), then live ones, ending after the run's "
+        "terminal status event.",
+        event_stream=True,
     ),
     Endpoint(
         "GET",

@@ -12,6 +12,7 @@ from sqlmodel import col
 from app.destinations.base import TerminalError
 from app.destinations.registry import build_connector
 from app.errors import AppError
+from app.events import publisher
 from app.runs import TERMINAL_STATUSES, transition_run
 from app.runtime import Runtime
 from app.services.audience_members import stream_audience_members
@@ -68,6 +69,7 @@ async def execute_run(runtime: Runtime, run_id: uuid.UUID) -> None:
         connector=connector,
         full_resync=run.full_resync,
         dry_run=run.dry_run,
+        publish=publisher(runtime.events, sync.workspace_id),
     )
     beating = asyncio.create_task(_heartbeat(runtime, run_id))
     try:
@@ -102,4 +104,10 @@ async def _fail(runtime: Runtime, run_id: uuid.UUID, code: str, message: str) ->
         sync = await session.get(AudienceSync, run.sync_id)
         if sync is not None:
             apply_run_outcome(sync, run.id, RunStatus.failed, error)
-        await transition_run(session, run, RunStatus.failed, error=error)
+        await transition_run(
+            session,
+            run,
+            RunStatus.failed,
+            error=error,
+            publish=publisher(runtime.events, run.workspace_id),
+        )

@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from app.context import ServiceContext
 from app.errors import Conflict, FieldError, InvalidInput, NotFound
+from app.events import publisher
 from app.queue import RunQueue
 from app.runs import transition_run
 from app.services.audit import record_audit
@@ -171,4 +172,4 @@ async def cancel_sync_run(
     record_audit(
         ctx, workspace_id=workspace_id, action="sync_run.cancel", target_type=KIND, target_id=run.id
     )
-    return await transition_run(ctx.session, run, to)
+    return await transition_run(ctx.session, run, to, publish=publisher(ctx.events, workspace_id))

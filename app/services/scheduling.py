@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import col, or_, select
 
+from app.events import publisher
 from app.runs import transition_run
 from app.runtime import Runtime
 from app.schedules import due_tick, next_tick
@@ -114,7 +115,13 @@ async def reap_lost_runs(runtime: Runtime, *, now: datetime | None = None) -> li
             if sync is not None:
                 apply_run_outcome(sync, run.id, RunStatus.failed, error)
             cancelling = run.status == RunStatus.cancelling
-            await transition_run(session, run, RunStatus.failed, error=error)
+            await transition_run(
+                session,
+                run,
+                RunStatus.failed,
+                error=error,
+                publish=publisher(runtime.events, run.workspace_id),
+            )
             if cancelling or run.attempt >= MAX_ATTEMPTS or sync is None:
                 continue
             retry = SyncRun(

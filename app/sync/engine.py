@@ -261,8 +261,10 @@ class SyncEngine:
         planned = sum(self.tally.planned.values()) or 1
         done = sum(self.tally.succeeded.values()) + sum(self.tally.failed.values())
         run.progress = 1.0 if final else min(done / planned, 0.99)
-        await append_event(session, self.job.run_id, "progress", self.tally.columns())
+        event = await append_event(session, self.job.run_id, "progress", self.tally.columns())
         await session.commit()
+        if self.job.publish is not None:
+            await self.job.publish(event)
         if run.status == RunStatus.cancelling:
             raise RunStopped(RunStatus.cancelled)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from app.services import runs
+from app.services import run_events, runs
 from models.shapes.run import RowResultPublic, SyncRunEventPublic, SyncRunPublic
 from rest_compat.call import Call
+from rest_compat.event_stream import LAST_EVENT_ID, event_stream, resume_after, wants_event_stream
 from rest_compat.render import created, ok, present
 
 
@@ -42,6 +43,12 @@ async def cancel_sync_run(call: Call) -> Response:
 
 
 async def list_run_events(call: Call) -> Response:
+    if wants_event_stream(call.headers.get("accept")):
+        after = resume_after(call.query.get("after", 0), call.headers.get(LAST_EVENT_ID))
+        stream = await run_events.follow_run_events(
+            call.ctx, workspace_id=call.workspace_id, run_id=call.path_id("runId"), after=after
+        )
+        return event_stream(stream, call.ctx.settings.ws_keepalive_seconds)
     events = await runs.list_run_events(
         call.ctx, workspace_id=call.workspace_id, run_id=call.path_id("runId"), **call.query
     )

@@ -1,0 +1,132 @@
+"""Following runs live: replay, then tail (STYLE; DESIGN §3.3, §4).
+
+Both functions authorise and look the objects up on the caller's session at once (so a
+refusal is an ordinary error before anything streams), then return a stream that lives
+longer than that session: it subscribes to the bus *before* reading the table, reads on
+short sessions of its own, and unsubscribes in `finally` however it ends.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator
+
+from sqlmodel import col, select
+
+from app.context import ServiceContext
+from app.db import Database
+from app.events import RunEvent, RunEventBus
+from app.services.lookup import authorize
+from app.services.runs import MAX_EVENTS, get_sync_run
+from models import SyncRun, SyncRunEvent
+
+
+async def follow_run_events(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID, run_id: uuid.UUID, after: int = 0
+) -> AsyncGenerator[RunEvent, None]:
+    """The run's events with `seq > after` in order, with no gap and no duplicate: stored
+    ones first, then live ones; ends after the terminal status event.
+
+    A live event that skips sequence numbers (a lost or coalesced message) is preceded by
+    the missing ones from the table, and a bus quiet for `events_quiet_seconds` makes the
+    stream re-read the table, so a lost message never loses the final state.
+    """
+    await get_sync_run(ctx, workspace_id=workspace_id, run_id=run_id)
+    return _follow(
+        ctx.events,
+        ctx.database,
+        workspace_id,
+        run_id,
+        max(after, 0),
+        ctx.settings.events_quiet_seconds,
+    )
+
+
+async def _follow(
+    bus: RunEventBus,
+    database: Database,
+    workspace_id: uuid.UUID,
+    run_id: uuid.UUID,
+    after: int,
+    quiet: float,
+) -> AsyncGenerator[RunEvent, None]:
+    subscription = await bus.subscribe(run_id=run_id)
+    last = after
+    try:
+        while True:
+            while True:
+                stored = await _stored(database, workspace_id, run_id, last)
+                for event in stored:
+                    last = event.seq
+                    yield event
+                    if event.is_final:
+                        return
+                if len(stored) < MAX_EVENTS:
+                    break
+            while True:
+                live = await subscription.get(within=quiet)
+                if live is None or live.seq > last + 1:
+                    break  # quiet, closed, or a gap: the table has what is missing
+                if live.seq <= last:
+                    continue  # already sent (replayed, or delivered twice)
+                last = live.seq
+                yield live
+                if live.is_final:
+                    return
+            if subscription.closed:
+                # The bus shut down (the process is stopping): a last read, then end.
+                for event in await _stored(database, workspace_id, run_id, last):
+                    yield event
+                return
+    finally:
+        subscription.close()
+
+
+async def _stored(
+    database: Database, workspace_id: uuid.UUID, run_id: uuid.UUID, after: int
+) -> list[RunEvent]:
+    async with database.session() as session:
+        rows = await session.execute(
+            select(SyncRunEvent)
+            .where(SyncRunEvent.run_id == run_id, col(SyncRunEvent.seq) > after)
+            .order_by(col(SyncRunEvent.seq))
+            .limit(MAX_EVENTS)
+        )
+        return [RunEvent.of(row, workspace_id) for row in rows.scalars().all()]
+
+
+async def follow_workspace_runs(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID
+) -> AsyncGenerator[SyncRun, None]:
+    """A fresh snapshot of a run of the workspace each time one changes; never ends by
+    itself (the client stops it)."""
+    authorize(ctx, workspace_id)
+    return _snapshots(ctx.events, ctx.database, workspace_id)
+
+
+async def _snapshots(
+    bus: RunEventBus, database: Database, workspace_id: uuid.UUID
+) -> AsyncGenerator[SyncRun, None]:
+    subscription = await bus.subscribe(workspace_id=workspace_id)
+    sent: dict[uuid.UUID, int] = {}
+    try:
+        async for event in subscription:
+            if event.seq <= sent.get(event.run_id, 0):
+                continue
+            async with database.session() as session:
+                run = await session.get(SyncRun, event.run_id)
+                latest = (
+                    await session.execute(
+                        select(SyncRunEvent.seq)
+                        .where(SyncRunEvent.run_id == event.run_id)
+                        .order_by(col(SyncRunEvent.seq).desc())
+                        .limit(1)
+                    )
+                ).scalar_one_or_none()
+            if run is None or run.workspace_id != workspace_id:
+                continue
+            # The snapshot already shows every event up to `latest`: skip those when they come.
+            sent[event.run_id] = max(event.seq, latest or 0)
+            yield run
+    finally:
+        subscription.close()

@@ -1,0 +1,59 @@
+"""The in-memory run event bus: fan-out by run and workspace, and bounded buffers where
+progress coalesces to the latest while status events are never dropped."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from app.events import InMemoryEventBus, RunEvent
+
+WORKSPACE = uuid.uuid4()
+
+
+def event(run_id: uuid.UUID, seq: int, kind: str, **payload: object) -> RunEvent:
+    return RunEvent(run_id, WORKSPACE, seq, kind, dict(payload), datetime.now(UTC))
+
+
+async def test_a_slow_subscriber_gets_the_latest_progress_and_every_status() -> None:
+    bus = InMemoryEventBus()
+    run = uuid.uuid4()
+    slow = await bus.subscribe(run_id=run, limit=4)
+    fast = await bus.subscribe(run_id=run)
+    seen_fast: list[int] = []
+    await bus.publish(event(run, 1, "status", status="running"))
+    assert (await fast.get(within=0)).seq == 1  # type: ignore[union-attr]
+    for seq in range(2, 12):
+        await bus.publish(event(run, seq, "progress", done=seq))
+        seen_fast.append((await fast.get(within=0)).seq)  # type: ignore[union-attr]
+    await bus.publish(event(run, 12, "status", status="succeeded"))
+    # The fast one read along and missed nothing; the slow one holds the gist of it.
+    assert seen_fast == list(range(2, 12))
+    assert [(e.seq, e.type) for e in slow.pending()] == [
+        (1, "status"),
+        (11, "progress"),
+        (12, "status"),
+    ]
+    assert slow.coalesced == 9
+    assert (await fast.get(within=0)).is_final  # type: ignore[union-attr]
+    await bus.close()
+    assert await slow.get() is not None and slow.closed
+
+
+async def test_the_buffer_bound_holds_across_runs_and_status_events_are_kept() -> None:
+    bus = InMemoryEventBus()
+    runs = [uuid.uuid4() for _ in range(6)]
+    watcher = await bus.subscribe(workspace_id=WORKSPACE, limit=3)
+    elsewhere = await bus.subscribe(workspace_id=uuid.uuid4())
+    for run in runs:
+        await bus.publish(event(run, 1, "status", status="running"))
+        await bus.publish(event(run, 2, "progress", done=1))
+    for run in runs:
+        await bus.publish(event(run, 3, "status", status="failed"))
+    pending = watcher.pending()
+    assert sum(e.type == "progress" for e in pending) == 3
+    assert [e.run_id for e in pending if e.type == "status"] == runs + runs
+    assert elsewhere.pending() == []
+    watcher.close()
+    await bus.publish(event(runs[0], 4, "log"))
+    assert len(watcher.pending()) == len(pending)
