@@ -131,9 +131,7 @@ async def stored_text(runtime: Runtime) -> str:
         # Read in another process: closing a descriptor of the database file here would drop
         # every POSIX lock SQLite holds on it in this process, and corrupt it for the others.
         files = [str(p) for p in path.parent.glob(path.name + "*")]
-        reader = await asyncio.create_subprocess_exec(
-            "cat", *files, stdout=asyncio.subprocess.PIPE
-        )
+        reader = await asyncio.create_subprocess_exec("cat", *files, stdout=asyncio.subprocess.PIPE)
         raw, _ = await reader.communicate()
         assert reader.returncode == 0
         return raw.decode("latin-1")
