@@ -4,7 +4,6 @@ destination exactly, nothing is lost, and resent rows are bounded by the in-flig
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import threading
@@ -18,7 +17,6 @@ from arq.jobs import Job
 from sqlmodel import col, select
 
 from app.queue import deserialize_job, run_job_id
-from app.runtime import Runtime
 from app.services import runs
 from app.services.scheduling import HEARTBEAT_TIMEOUT, reap_lost_runs
 from app.settings import Settings
@@ -28,8 +26,9 @@ from models.enums import RunStatus
 from tests.destinations.receiver import Receiver, Scripted
 from tests.factories import HIGH_VALUE_IDS, add_customers, as_token, create_world
 from tests.runs.test_trigger import hooked_sync
+from tests.runs.workers import redis_runtime
 from tests.servers import serve_in_thread
-from tests.services import REDIS_URL, require_reachable, unique_name
+from tests.services import REDIS_URL
 
 BATCH = 20
 EXTRA = [
@@ -83,22 +82,7 @@ async def start_worker(env: dict[str, str]) -> asyncio.subprocess.Process:
 async def test_kill_9_mid_run_then_the_next_attempt_repairs_exactly(
     settings: Settings, secret_key: str, receiver: CountingReceiver, hook_url: str
 ) -> None:
-    require_reachable("Redis", REDIS_URL)
-    queue = unique_name("signalsmith:test")
-    runtime = Runtime(
-        settings.model_copy(
-            update={"redis_url": REDIS_URL, "queue_name": queue, "allow_private_destinations": True}
-        )
-    )
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("SIGNALSMITH_")},
-        "SIGNALSMITH_DATABASE_URL": settings.database_url,
-        "SIGNALSMITH_SECRET_KEY": secret_key,
-        "SIGNALSMITH_REDIS_URL": REDIS_URL,
-        "SIGNALSMITH_QUEUE_NAME": queue,
-        "SIGNALSMITH_ALLOW_PRIVATE_DESTINATIONS": "true",
-        "SIGNALSMITH_SOURCE_FILES_DIR": str(settings.resolved_source_files_dir),
-    }
+    runtime, env, queue = redis_runtime(settings, secret_key)
     pool = await create_pool(
         RedisSettings.from_dsn(REDIS_URL),
         default_queue_name=queue,

@@ -4,7 +4,6 @@ one active run per sync under a burst of triggers; cancel; draft syncs do not ru
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 
@@ -24,6 +23,7 @@ from models import AudienceSync, SyncRun
 from models.enums import RunStatus
 from tests.destinations.receiver import Receiver
 from tests.factories import HIGH_VALUE_IDS, World, add_customers, as_token, create_world
+from tests.runs.workers import redis_runtime
 from tests.servers import serve_in_thread
 from tests.services import REDIS_URL, require_reachable, unique_name
 
@@ -191,22 +191,7 @@ async def test_a_draft_sync_cannot_run(local_runtime: Runtime) -> None:
 async def test_a_worker_process_executes_triggered_runs(
     settings: Settings, secret_key: str, receiver: Receiver, hook_url: str
 ) -> None:
-    require_reachable("Redis", REDIS_URL)
-    queue = unique_name("signalsmith:test")
-    runtime = Runtime(
-        settings.model_copy(
-            update={"redis_url": REDIS_URL, "queue_name": queue, "allow_private_destinations": True}
-        )
-    )
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("SIGNALSMITH_")},
-        "SIGNALSMITH_DATABASE_URL": settings.database_url,
-        "SIGNALSMITH_SECRET_KEY": secret_key,
-        "SIGNALSMITH_REDIS_URL": REDIS_URL,
-        "SIGNALSMITH_QUEUE_NAME": queue,
-        "SIGNALSMITH_ALLOW_PRIVATE_DESTINATIONS": "true",
-        "SIGNALSMITH_SOURCE_FILES_DIR": str(settings.resolved_source_files_dir),
-    }
+    runtime, env, queue = redis_runtime(settings, secret_key)
     worker = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
