@@ -4,20 +4,14 @@ percentage change moves exactly the members whose bucket changed hands."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterator
 
-import pytest
-
-from app.queue import InProcessQueue
 from app.runtime import Runtime
-from app.services import runs, split_groups
-from app.settings import Settings
-from models import Audience, SplitGroup, SyncRun
+from app.services import split_groups
+from models import Audience, SplitGroup
 from models.enums import RunStatus
 from tests.destinations.receiver import Receiver
 from tests.factories import HIGH_VALUE_IDS, World, add_customers, as_token, create_world
-from tests.runs.test_trigger import hooked_sync
-from tests.servers import serve_in_thread
+from tests.runs.test_trigger import hooked_sync, trigger
 
 EXTRA = [
     (1000 + i, f"s{i}@example.com", "US", 700.0, "pro", "2024-01-01T00:00:00Z") for i in range(300)
@@ -28,24 +22,6 @@ MEMBERS = [*HIGH_VALUE_IDS, *(row[0] for row in EXTRA)]
 def bucket(salt: str, key: str) -> int:
     """DESIGN §5.3, written out again: first 8 bytes of SHA-256(salt:key), mod 10 000."""
     return int.from_bytes(hashlib.sha256(f"{salt}:{key}".encode()).digest()[:8], "big") % 10_000
-
-
-@pytest.fixture
-def receiver() -> Receiver:
-    return Receiver()
-
-
-@pytest.fixture
-def hook_url(receiver: Receiver) -> Iterator[str]:
-    with serve_in_thread(receiver.app()) as base:
-        yield f"{base}/hook"
-
-
-@pytest.fixture
-async def local_runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    runtime = Runtime(settings.model_copy(update={"allow_private_destinations": True}))
-    yield runtime
-    await runtime.close()
 
 
 async def group_members(runtime: Runtime, world: World, name: str) -> set[int]:
@@ -78,17 +54,6 @@ async def set_groups(runtime: Runtime, world: World, a: int) -> dict[str, str]:
     return {g.name: str(g.id) for g in groups}
 
 
-async def run_once(runtime: Runtime, world: World, sync_id: object) -> SyncRun:
-    async with as_token(runtime, world.editor_token) as ctx:
-        run = await runs.trigger_sync_run(ctx, workspace_id=world.workspace_id, sync_id=sync_id)
-    assert isinstance(runtime.queue, InProcessQueue)
-    await runtime.queue.drain()
-    async with runtime.database.session() as session:
-        done = await session.get(SyncRun, run.id)
-    assert done is not None
-    return done
-
-
 async def test_a_split_group_sync_follows_its_group(
     local_runtime: Runtime, receiver: Receiver, hook_url: str
 ) -> None:
@@ -98,13 +63,13 @@ async def test_a_split_group_sync_follows_its_group(
     sync = await hooked_sync(
         local_runtime, world, hook_url, split_group_id=ids["A"], config={"max_removal_ratio": 1.0}
     )
-    first = await run_once(local_runtime, world, sync.id)
+    first = await trigger(local_runtime, world, sync)
     in_a = await group_members(local_runtime, world, "A")
     assert first.status == RunStatus.succeeded and 0 < len(in_a) < len(MEMBERS)
     assert {int(k) for k in receiver.members} == in_a and first.query_size == len(in_a)
 
     assert (await set_groups(local_runtime, world, 30))["A"] == ids["A"]  # same group id
-    second = await run_once(local_runtime, world, sync.id)
+    second = await trigger(local_runtime, world, sync)
     now_in_a = await group_members(local_runtime, world, "A")
     assert now_in_a < in_a  # shrinking A only gives members away
     assert {int(k) for k in receiver.members} == now_in_a

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -24,32 +24,12 @@ from models.enums import RunStatus
 from tests.destinations.receiver import Receiver
 from tests.factories import HIGH_VALUE_IDS, World, add_customers, as_token, create_world
 from tests.runs.workers import redis_runtime
-from tests.servers import serve_in_thread
 from tests.services import REDIS_URL, require_reachable, unique_name
 
 MAPPING = [
     {"source_column": "id", "destination_field": "id"},
     {"source_column": "email", "destination_field": "email"},
 ]
-
-
-@pytest.fixture
-def receiver() -> Receiver:
-    return Receiver(secret="hook-secret")
-
-
-@pytest.fixture
-def hook_url(receiver: Receiver) -> Iterator[str]:
-    with serve_in_thread(receiver.app()) as base:
-        yield f"{base}/hook"
-
-
-@pytest.fixture
-async def local_runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    """A runtime that may send to 127.0.0.1 (where the test receiver listens)."""
-    runtime = Runtime(settings.model_copy(update={"allow_private_destinations": True}))
-    yield runtime
-    await runtime.close()
 
 
 async def hooked_sync(
