@@ -76,13 +76,16 @@ class SyncRunEvent(SQLModel, table=True):
 
 
 class SyncedMember(SQLModel, table=True):
-    """A member the destination holds because we sent it, with the payload's fingerprint."""
+    """A member the destination holds because we sent it, with the payload's fingerprint and
+    the identifiers it was sent under (normalised, hashed where the destination hashes), which
+    a later removal needs: an ad platform forgets a person by the same hashed email."""
 
     __tablename__ = "synced_members"
 
     sync_id: uuid.UUID = Field(foreign_key="audience_syncs.id", primary_key=True)
     member_key: str = Field(primary_key=True)
     fingerprint: str
+    identifiers: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     synced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

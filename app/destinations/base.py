@@ -2,7 +2,8 @@
 
 A connector knows its batch limits, how to `check()` its credentials and how to `send()` one
 batch. It raises `TransientError` for what a retry may fix (timeouts, 5xx, 429) and
-`TerminalError` for what it will not (a 4xx refusing the whole batch). Rows the destination
+`TerminalError` for what it will not (a 4xx refusing the whole batch), `AccessDenied` when
+the credentials are refused (the run stops). Rows the destination
 refuses inside an accepted request come back in `BatchResult.rejected`.
 """
 
@@ -63,6 +64,11 @@ class TransientError(DestinationError):
 
 class TerminalError(DestinationError):
     """The destination refused the request as a whole; retrying the same request won't help."""
+
+
+class AccessDenied(DestinationError):
+    """The destination refused the credentials (or the account lacks access): no request of
+    this run can succeed, so the run fails at once instead of splitting batches."""
 
 
 class Connector(Protocol):

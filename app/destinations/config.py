@@ -1,15 +1,17 @@
-"""Per-type destination configuration: what is accepted, what is secret (write-only)."""
+"""Destination config shapes shared by several types, and the URL rules they apply."""
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from models.enums import DestinationType
+
+def secret_field(**kwargs: Any) -> Any:
+    """A write-only config field: stored encrypted, never shown back, named in `secret_fields`."""
+    return Field(json_schema_extra={"secret": True}, **kwargs)
 
 
 def http_url(value: str) -> str:
@@ -20,21 +22,29 @@ def http_url(value: str) -> str:
     return value
 
 
-class WebhookConfig(BaseModel):
+class VendorConfig(BaseModel):
+    """The base of every SaaS connector's config: the API's base URL (the vendor's own by
+    default; tests point it at an emulator) and the country for phone numbers without `+`."""
+
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(min_length=1, max_length=2000)
-    headers: dict[str, str] = Field(default_factory=dict)
-    secret: str | None = Field(default=None, min_length=1, max_length=1000)
+    base_url: str = Field(max_length=2000)
+    default_phone_region: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        pattern="^[A-Z]{2}$",
+        description="ISO 3166-1 alpha-2 country for phone numbers written without +",
+    )
 
-    @field_validator("url")
+    @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        return http_url(value)
+        return http_url(value.rstrip("/"))
 
 
 class ConnectorConfig(BaseModel):
-    """Connectors that land later: any object; every value is treated as secret."""
+    """Types without a connector yet: any object; every value but `base_url` is secret."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -44,33 +54,6 @@ class ConnectorConfig(BaseModel):
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return None if value is None else http_url(value)
-
-
-@dataclass(frozen=True)
-class ConfigSpec:
-    shape: type[BaseModel]
-    #: Fields shown back to callers; everything else is write-only.
-    public_fields: frozenset[str]
-
-
-CONFIG_SPECS: dict[DestinationType, ConfigSpec] = {
-    DestinationType.webhook: ConfigSpec(WebhookConfig, frozenset({"url"})),
-}
-DEFAULT_SPEC = ConfigSpec(ConnectorConfig, frozenset({"base_url"}))
-
-
-def spec_for(destination_type: DestinationType) -> ConfigSpec:
-    return CONFIG_SPECS.get(destination_type, DEFAULT_SPEC)
-
-
-def public_view(destination_type: DestinationType, config: dict[str, Any]) -> dict[str, Any]:
-    public = spec_for(destination_type).public_fields
-    return {key: value for key, value in config.items() if key in public}
-
-
-def secret_fields(destination_type: DestinationType, config: dict[str, Any]) -> list[str]:
-    public = spec_for(destination_type).public_fields
-    return sorted(key for key, value in config.items() if key not in public and value)
 
 
 def is_private_host(host: str) -> bool:

@@ -16,9 +16,13 @@ from typing import Any, ClassVar
 from urllib.parse import urljoin
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.destinations.address_guard import AddressPolicy, check_url
 from app.destinations.base import Batch, BatchResult, TerminalError, TransientError
+from app.destinations.config import http_url, secret_field
+from app.destinations.spec import DestinationSpec
+from models.enums import DestinationType
 
 SIGNATURE_HEADER = "X-Signalsmith-Signature"
 MAX_REDIRECTS = 3
@@ -42,6 +46,19 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+class WebhookConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=2000)
+    headers: dict[str, str] = secret_field(default_factory=dict)
+    secret: str | None = secret_field(default=None, min_length=1, max_length=1000)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return http_url(value)
 
 
 class WebhookConnector:
@@ -127,3 +144,14 @@ class WebhookConnector:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+SPEC = DestinationSpec(
+    kind=DestinationType.webhook,
+    title="Webhook",
+    description="JSON batches POSTed to your URL, signed with HMAC-SHA256 when a secret is set.",
+    config=WebhookConfig,
+    build=lambda config, options: WebhookConnector(config, policy=options.policy),
+    max_batch_size=WebhookConnector.max_batch_size,
+    default_batch_size=WebhookConnector.default_batch_size,
+)

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ValidationError
 
 from app.context import ServiceContext
-from app.destinations.config import is_private_host, public_view, secret_fields, spec_for
+from app.destinations.config import is_private_host
+from app.destinations.registry import public_view, secret_fields, spec_for
 from app.errors import Conflict, InvalidInput
 from app.services.changes import apply_changes, commit_change
 from app.services.lookup import Page, authorize, get_many_scoped, get_scoped, is_referenced, page
@@ -26,7 +27,7 @@ def _validated_config(
     ctx: ServiceContext, destination_type: DestinationType, config: dict[str, Any]
 ) -> dict[str, Any]:
     try:
-        parsed: BaseModel = spec_for(destination_type).shape.model_validate(config)
+        parsed: BaseModel = spec_for(destination_type).config.model_validate(config)
     except ValidationError as exc:
         raise invalid_from(exc, prefix="config") from None
     clean = parsed.model_dump(exclude_none=True)

@@ -9,8 +9,8 @@ import uuid
 from sqlalchemy import update
 from sqlmodel import col
 
-from app.destinations.base import TerminalError
-from app.destinations.registry import build_connector
+from app.destinations.base import AccessDenied, TerminalError
+from app.destinations.registry import build_connector, spec_for
 from app.errors import AppError
 from app.events import publisher
 from app.runs import TERMINAL_STATUSES, transition_run
@@ -20,7 +20,7 @@ from app.sync.engine import EngineInput, SyncEngine
 from app.sync.outcome import apply_run_outcome
 from models import Audience, AudienceSync, Destination, ParentModel, SyncRun
 from models.columns import utcnow
-from models.enums import DestinationType, RunStatus
+from models.enums import DestinationType, OnExit, RunStatus
 
 log = logging.getLogger("signalsmith.runs")
 #: Seconds between heartbeats of a running run (the reaper waits 60 s).
@@ -45,11 +45,15 @@ async def execute_run(runtime: Runtime, run_id: uuid.UUID) -> None:
         for column in model.columns or []
     )
     columns = sorted({model.primary_key, *(m["source_column"] for m in sync.field_mapping)})
+    kind = DestinationType(destination.type)
+    config = runtime.cipher.decrypt(destination.config_encrypted)
+    spec, region = spec_for(kind), config.get("default_phone_region")
     try:
         connector = build_connector(
-            DestinationType(destination.type),
-            runtime.cipher.decrypt(destination.config_encrypted),
+            kind,
+            config,
             allow_private=runtime.settings.allow_private_destinations,
+            on_exit=OnExit(sync.config.get("on_exit") or OnExit.remove),
         )
     except TerminalError as exc:
         await _fail(runtime, run_id, "destination_unavailable", str(exc))
@@ -70,10 +74,14 @@ async def execute_run(runtime: Runtime, run_id: uuid.UUID) -> None:
         full_resync=run.full_resync,
         dry_run=run.dry_run,
         publish=publisher(runtime.events, sync.workspace_id),
+        prepare=lambda payload: spec.prepare(payload, region),
+        identify=spec.identifiers,
     )
     beating = asyncio.create_task(_heartbeat(runtime, run_id))
     try:
         await SyncEngine(runtime.database.engine, job).run(run)
+    except AccessDenied as exc:
+        await _fail(runtime, run_id, "destination_access_denied", str(exc))
     except AppError as exc:  # the source refused the query, the audience no longer compiles …
         await _fail(runtime, run_id, exc.code, exc.message)
     except Exception:

@@ -10,6 +10,8 @@ from sqlalchemy import delete
 from sqlmodel import select
 
 from app.context import ServiceContext
+from app.destinations.registry import spec_for
+from app.destinations.spec import DestinationSpec
 from app.errors import Conflict, InvalidInput
 from app.services.audit import record_audit
 from app.services.lookup import (
@@ -33,7 +35,7 @@ from models import (
     SyncRunEvent,
 )
 from models.columns import utcnow
-from models.enums import ACTIVE_RUN_STATUSES, Role
+from models.enums import ACTIVE_RUN_STATUSES, DestinationType, Role
 from models.shapes.audience_sync import (
     SYNC_NULLABLE_FIELDS,
     SYNC_READ_ONLY_FIELDS,
@@ -175,15 +177,31 @@ async def delete_audience_sync(
     await ctx.session.commit()
 
 
+def _check_destination_fit(sync: AudienceSync, spec: DestinationSpec) -> None:
+    """The mapping names fields the destination type takes (and an identifier where it needs
+    one); `on_exit` is a behaviour it supports."""
+    mapped = [item["destination_field"] for item in sync.field_mapping]
+    for index, problem in spec.check_mapping(mapped):
+        field = "field_mapping" if index < 0 else f"field_mapping[{index}].destination_field"
+        raise InvalidInput.field(field, problem)
+    on_exit = sync.config.get("on_exit")
+    if on_exit is not None and on_exit not in spec.on_exit:
+        supported = ", ".join(sorted(spec.on_exit))
+        raise InvalidInput.field(
+            "config.on_exit", f"{spec.kind.value} supports on_exit {supported}, not {on_exit}"
+        )
+
+
 async def _check_references(ctx: ServiceContext, sync: AudienceSync) -> None:
     """Audience, destination and split group must be of this workspace and fit together."""
     session, workspace_id = ctx.session, sync.workspace_id
     audience = await reference_in_workspace(
         session, Audience, sync.audience_id, workspace_id, "audience_id", "audience"
     )
-    await reference_in_workspace(
+    destination = await reference_in_workspace(
         session, Destination, sync.destination_id, workspace_id, "destination_id", "destination"
     )
+    _check_destination_fit(sync, spec_for(DestinationType(destination.type)))
     if sync.split_group_id is not None:
         group = await session.get(SplitGroup, sync.split_group_id)
         if group is None or group.audience_id != audience.id:

@@ -10,7 +10,7 @@ that would remove too much stops before it removes anything.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from app.destinations.base import Batch, Connector, Operation, Record
 from app.destinations.delivery import Delivery, RetryPolicy, deliver
+from app.destinations.identifiers import InvalidValue
 from app.runs import Publish, append_event, transition_run
-from app.sync.held import held_count, held_members, record_sent, sort_key_for
+from app.sync.held import (
+    Sent,
+    held_count,
+    held_identifiers,
+    held_members,
+    record_sent,
+    sort_key_for,
+)
 from app.sync.mapping import fingerprint, map_row
 from app.sync.outcome import apply_run_outcome
 from app.sync.plan import Change, Member, Step, plan_diff
@@ -36,6 +44,11 @@ SENDS: dict[SyncMode, frozenset[Change]] = {
     SyncMode.upsert: frozenset({Change.add, Change.update}),
 }
 OPERATIONS = tuple(op.value for op in Operation)
+Payload = dict[str, Any]
+
+
+def _no_identifiers(_: Payload) -> Payload:
+    return {}
 
 
 class RunStopped(Exception):
@@ -80,6 +93,10 @@ class EngineInput:
     dry_run: bool = False
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     publish: Publish | None = None
+    #: The destination's normalisation of a mapped payload; raises `InvalidValue`.
+    prepare: Callable[[Payload], Payload] = dict
+    #: The identifying part of a prepared payload, kept to remove the member later.
+    identify: Callable[[Payload], Payload] = _no_identifiers
 
 
 class SyncEngine:
@@ -93,6 +110,7 @@ class SyncEngine:
         configured = self.sync.config.get("batch_size") or job.connector.default_batch_size
         self.batch_size = min(int(configured), job.connector.max_batch_size)
         self.pending: dict[Operation, list[tuple[Record, str]]] = {op: [] for op in Operation}
+        self.identified: dict[str, Payload] = {}
         self.removals: list[tuple[str, str]] = []
         self.row_results: list[RowResult] = []
         self.held = 0
@@ -128,9 +146,8 @@ class SyncEngine:
             await self._take(step, sends=frozenset() if baseline else SENDS[self.mode])
         if self.removals and not self.job.full_resync and self.tally.query_size == 0:
             self._refuse_removals("the audience is empty")
-        for key, held_fp in self.removals:
-            # What exits is no longer in the audience: the record names it by its key.
-            await self._queue(Operation.remove, Record(key, {"member_key": key}), held_fp)
+        for start in range(0, len(self.removals), self.batch_size):
+            await self._queue_removals(self.removals[start : start + self.batch_size])
         for operation in Operation:
             await self._flush(operation)
         await self._save_progress(final=True)
@@ -158,7 +175,12 @@ class SyncEngine:
                 self._record_row(key, Operation.add.value, "invalid", reason)
             self.tally.invalid += len(group)
             return None
-        payload = map_row(row, self.sync.field_mapping)
+        try:
+            payload = self.job.prepare(map_row(row, self.sync.field_mapping))
+        except InvalidValue as exc:
+            self._record_row(key, Operation.add.value, "invalid", str(exc))
+            self.tally.invalid += 1
+            return None
         return Member(key, payload, fingerprint(payload))
 
     async def _take(self, step: Step, *, sends: frozenset[Change]) -> None:
@@ -176,6 +198,9 @@ class SyncEngine:
         assert step.member is not None
         if change in sends:
             operation = Operation.add if change is Change.add else Operation.update
+            identifiers = self.job.identify(step.member.payload)
+            if identifiers:
+                self.identified[step.key] = identifiers
             await self._queue(
                 operation, Record(step.key, step.member.payload), step.member.fingerprint
             )
@@ -183,7 +208,8 @@ class SyncEngine:
         self.tally.unchanged += 1
         if change is not Change.unchanged and self.mode is SyncMode.remove:
             # Remove mode: entries are tracked (without sending) so their exit can be sent.
-            await self._record_silently([(step.key, step.member.fingerprint)], [])
+            identifiers = self.job.identify(step.member.payload)
+            await self._record_silently([(step.key, step.member.fingerprint, identifiers)], [])
 
     def _refuse_removals(self, why: str) -> None:
         raise RunStopped(
@@ -193,7 +219,21 @@ class SyncEngine:
             "Trigger a full resync to proceed.",
         )
 
-    async def _record_silently(self, upserts: list[tuple[str, str]], removed: list[str]) -> None:
+    async def _queue_removals(self, removals: list[tuple[str, str]]) -> None:
+        """What exits is no longer in the audience: its record carries its key and the
+        identifiers it was sent under (a webhook member has none: `{"member_key": key}`)."""
+        if self.job.dry_run:
+            identifiers: dict[str, Payload] = {}
+        else:
+            async with self.sessions() as session:
+                identifiers = await held_identifiers(
+                    session, self.sync.id, [k for k, _ in removals]
+                )
+        for key, held_fp in removals:
+            fields = {"member_key": key, **identifiers.get(key, {})}
+            await self._queue(Operation.remove, Record(key, fields), held_fp)
+
+    async def _record_silently(self, upserts: list[Sent], removed: list[str]) -> None:
         if self.job.dry_run:
             return
         async with self.sessions() as session:
@@ -234,7 +274,12 @@ class SyncEngine:
         if operation is Operation.remove:
             upserts, removed = [], list(delivery.accepted)
         else:
-            upserts, removed = [(k, fingerprints[k]) for k in delivery.accepted], []
+            upserts = [
+                (k, fingerprints[k], self.identified.pop(k, None)) for k in delivery.accepted
+            ]
+            removed = []
+            for key, _ in (*delivery.rejected, *delivery.failed):
+                self.identified.pop(key, None)
         for status, rows in (("rejected", delivery.rejected), ("failed", delivery.failed)):
             for key, reason in rows:
                 self._record_row(key, operation.value, status, reason)

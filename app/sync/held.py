@@ -54,16 +54,43 @@ async def held_count(session: AsyncSession, sync_id: uuid.UUID) -> int:
     return int((await session.execute(query)).scalar_one())
 
 
+async def held_identifiers(
+    session: AsyncSession, sync_id: uuid.UUID, keys: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The identifiers each of `keys` was last sent under (members without any are absent)."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(keys), 500):
+        query = select(col(SyncedMember.member_key), col(SyncedMember.identifiers)).where(
+            col(SyncedMember.sync_id) == sync_id,
+            col(SyncedMember.member_key).in_(keys[start : start + 500]),
+        )
+        for key, identifiers in await session.execute(query):
+            if identifiers:
+                found[str(key)] = dict(identifiers)
+    return found
+
+
+#: (member key, fingerprint, identifiers or None) of a row the destination acknowledged.
+Sent = tuple[str, str, dict[str, Any] | None]
+
+
 async def record_sent(
     session: AsyncSession,
     sync_id: uuid.UUID,
-    upserts: Iterable[tuple[str, str]],
+    upserts: Iterable[Sent],
     removed: Iterable[str],
 ) -> None:
     """Record acknowledged rows (in the caller's transaction): upserts hold, removals drop."""
+    now = utcnow()
     rows = [
-        {"sync_id": sync_id, "member_key": key, "fingerprint": fp, "synced_at": utcnow()}
-        for key, fp in upserts
+        {
+            "sync_id": sync_id,
+            "member_key": key,
+            "fingerprint": fp,
+            "identifiers": identifiers or None,
+            "synced_at": now,
+        }
+        for key, fp, identifiers in upserts
     ]
     if rows:
         dialect = session.get_bind().dialect.name
@@ -73,6 +100,7 @@ async def record_sent(
             index_elements=["sync_id", "member_key"],
             set_={
                 "fingerprint": statement.excluded.fingerprint,
+                "identifiers": statement.excluded.identifiers,
                 "synced_at": statement.excluded.synced_at,
             },
         )

@@ -290,7 +290,7 @@ CASES = [
         "connector-base-url-malformed",
         "POST",
         "/destinations",
-        lambda s: {"name": "x", "type": "hubspot", "config": {"base_url": "http://[::1"}},
+        lambda s: {"name": "x", "type": "iterable", "config": {"base_url": "http://[::1"}},
         422,
         "config.base_url",
     ),

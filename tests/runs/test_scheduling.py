@@ -115,7 +115,7 @@ async def test_a_sync_that_keeps_failing_moves_to_error(settings: Settings) -> N
             nowhere = await destinations.create_destination(
                 ctx,
                 workspace_id=world.workspace_id,
-                data={"name": "crm", "type": "hubspot", "config": {"token": "t"}},
+                data={"name": "crm", "type": "iterable", "config": {"token": "t"}},
             )
         sync = await create_sync(runtime, world, destination_id=str(nowhere.id))
         for _ in range(FAILURES_BEFORE_ERROR):
@@ -129,7 +129,7 @@ async def test_a_sync_that_keeps_failing_moves_to_error(settings: Settings) -> N
         async with runtime.database.session() as session:
             stored = await session.get(AudienceSync, sync.id)
         assert stored is not None and stored.status == SyncStatus.error
-        assert "hubspot" in stored.status_error and stored.last_run_id == made[-1].id
+        assert "iterable" in stored.status_error and stored.last_run_id == made[-1].id
     finally:
         await runtime.close()
 
