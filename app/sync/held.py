@@ -15,6 +15,9 @@ from sqlmodel import col
 from models import SyncedMember
 from models.columns import utcnow
 
+#: Rows per upsert statement: 5 parameters each, well under every driver's limit.
+UPSERT_CHUNK = 2000
+
 
 def sort_key_for(numeric: bool) -> Any:
     """The key order the membership stream uses: numeric for number keys, else code points."""
@@ -92,10 +95,11 @@ async def record_sent(
         }
         for key, fp, identifiers in upserts
     ]
-    if rows:
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(SyncedMember).values(rows)
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # Chunks keep each statement under the drivers' bound-parameter limits (asyncpg: 32 767).
+    for start in range(0, len(rows), UPSERT_CHUNK):
+        statement = insert(SyncedMember).values(rows[start : start + UPSERT_CHUNK])
         statement = statement.on_conflict_do_update(
             index_elements=["sync_id", "member_key"],
             set_={
