@@ -1,6 +1,10 @@
 """The private-address guard: destinations may not reach loopback, private or link-local
 addresses (IPv4 and IPv6) unless explicitly allowed; checked after DNS resolution, on every
-hop of a redirect."""
+hop of a redirect.
+
+`pin` resolves once, checks, and hands back the URL with the checked address in place of the
+name (plus the Host header and TLS server name to keep), so a second DNS answer between the
+check and the connection (DNS rebinding) cannot steer a request to a private address."""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from app.destinations.base import TerminalError
 
@@ -24,8 +29,25 @@ def allow_all(_: IPAddress) -> bool:
     return True
 
 
-async def check_url(url: str, policy: AddressPolicy) -> None:
-    """Resolve the URL's host and refuse it if any address it resolves to is not allowed."""
+@dataclass(frozen=True)
+class Pinned:
+    """A request target whose address was checked: connect to `url`, say `host`, verify
+    TLS against `server_name`."""
+
+    url: str
+    host: str
+    server_name: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Host": self.host}
+
+    @property
+    def extensions(self) -> dict[str, str]:
+        return {"sni_hostname": self.server_name}
+
+
+async def _checked_addresses(url: str, policy: AddressPolicy) -> tuple[list[IPAddress], int]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise TerminalError("the destination URL must be http(s) with a host")
@@ -36,10 +58,32 @@ async def check_url(url: str, policy: AddressPolicy) -> None:
         )
     except OSError as exc:
         raise TerminalError(f"cannot resolve the destination host {parts.hostname!r}") from exc
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    for address in addresses:
         if not policy(address):
             raise TerminalError(
                 f"the destination host {parts.hostname!r} resolves to a non-public address "
                 "(set SIGNALSMITH_ALLOW_PRIVATE_DESTINATIONS to allow it)"
             )
+    return addresses, port
+
+
+async def check_url(url: str, policy: AddressPolicy) -> None:
+    """Resolve the URL's host and refuse it if any address it resolves to is not allowed."""
+    await _checked_addresses(url, policy)
+
+
+async def pin(url: str, policy: AddressPolicy) -> Pinned:
+    """Check the URL's host, then pin the request to the first checked address."""
+    addresses, port = await _checked_addresses(url, policy)
+    parts = urlsplit(url)
+    hostname = parts.hostname or ""
+    address = addresses[0]
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    netloc = literal if parts.port is None else f"{literal}:{port}"
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return Pinned(
+        url=urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)),
+        host=host,
+        server_name=hostname,
+    )

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from app.destinations.address_guard import check_url
+from app.destinations.address_guard import pin
 from app.destinations.base import AccessDenied, TerminalError, TransientError
 from app.destinations.rate_limit import limiter_for
 from app.destinations.spec import BuildOptions, RateLimit
@@ -62,14 +62,18 @@ class VendorClient:
     ) -> httpx.Response:
         """Send one request within the rate limit; a 2xx/3xx response comes back, anything
         else raises the matching `DestinationError`."""
-        url = f"{self.base_url}{path}"
-        await check_url(url, self._options.policy)
+        target = await pin(f"{self.base_url}{path}", self._options.policy)
         if self._rate_limit is not None:
             await limiter_for(self._options.account, self._rate_limit).acquire()
         self.requests += 1
         try:
             response = await self._client.request(
-                method, url, json=json, params=params, headers=headers
+                method,
+                target.url,
+                json=json,
+                params=params,
+                headers={**(headers or {}), **target.headers},
+                extensions=target.extensions,
             )
         except httpx.TimeoutException as exc:
             raise TransientError(f"{self.vendor} timed out") from exc

@@ -18,7 +18,7 @@ from urllib.parse import urljoin
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.destinations.address_guard import AddressPolicy, check_url
+from app.destinations.address_guard import AddressPolicy, check_url, pin
 from app.destinations.base import Batch, BatchResult, TerminalError, TransientError
 from app.destinations.config import http_url, secret_field
 from app.destinations.spec import DestinationSpec
@@ -98,9 +98,14 @@ class WebhookConnector:
     async def _post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
         url = self._url
         for _ in range(MAX_REDIRECTS + 1):
-            await check_url(url, self._policy)
+            target = await pin(url, self._policy)
             try:
-                response = await self._client.post(url, content=body, headers=headers)
+                response = await self._client.post(
+                    target.url,
+                    content=body,
+                    headers={**headers, **target.headers},
+                    extensions=target.extensions,
+                )
             except httpx.TimeoutException as exc:
                 raise TransientError("the webhook timed out") from exc
             except httpx.TransportError as exc:
