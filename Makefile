@@ -3,6 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The GraphQL IDE's browser files (React, GraphiQL), installed from the npm registry exactly
+# as web/package-lock.json pins them; the app serves an allow-list of them at /assets/vendor/.
+WEB_STAMP := web/node_modules/.installed
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -10,10 +13,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: setup run test lint
-setup: $(STAMP)
+$(WEB_STAMP): web/package.json web/package-lock.json
+	npm ci --prefix web --ignore-scripts --no-audit --no-fund
+	touch $(WEB_STAMP)
 
-run: $(STAMP)
+.PHONY: setup run test lint
+setup: $(STAMP) $(WEB_STAMP)
+
+run: setup
 	$(BIN)/signalsmith serve
 
 lint: $(STAMP)
@@ -22,5 +29,5 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+test: lint $(WEB_STAMP)
 	$(BIN)/pytest

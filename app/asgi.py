@@ -1,4 +1,4 @@
-"""The one place that mounts both transports and the operational endpoints."""
+"""The one place that mounts both transports, the operational endpoints and the console."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from app.http import RequestObservation
 from app.metrics import Metrics
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
+from app.web import web_routes
 from graphql_schema.app import build_graphql_app
 from jobs.scheduler import run_scheduler
 from rest_compat.app import build_rest_app
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, *, with_scheduler: bool = False
             Mount("/api/v1", app=build_rest_app(runtime)),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql_app),
+            *web_routes(),
         ],
         lifespan=lifespan,
     )

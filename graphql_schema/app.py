@@ -5,6 +5,10 @@ A WebSocket is authenticated once, at `connection_init`: the token comes from it
 without a valid token is closed (4403 on graphql-transport-ws). Both protocols take this one
 path. A browser may open a socket only from the same origin or an allowed one
 (`SIGNALSMITH_ALLOWED_ORIGINS`); the server pings every `ws_keepalive_seconds`.
+
+A browser that GETs /graphql asking for HTML gets the GraphiQL IDE, whose files this server
+serves itself (`app.web`: React and GraphiQL from `web/node_modules`, installed by `make
+setup`), so the page names no other host.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import contextlib
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -28,11 +32,40 @@ from strawberry.types.unset import UNSET, UnsetType
 from app.errors import Unauthenticated
 from app.metrics import Metrics
 from app.runtime import Runtime
+from app.web import (
+    IDE_POLICY,
+    MISSING_VENDOR_MESSAGE,
+    missing_vendor_files,
+    page_headers,
+    vendor_url,
+)
 from graphql_schema.context import GraphQLContext
 from graphql_schema.schema import build_schema
 
 #: Where a request's context is kept (in the ASGI scope's state) until the request ends.
 CONTEXT_KEY = "signalsmith.graphql_context"
+
+#: The IDE page: local files only, started by /assets/ide/ide.js (no inline script), which
+#: reads the endpoint from `data-endpoint` and derives the subscription URL (ws: or wss:).
+IDE_HTML = f"""<!doctype html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8">
+    <meta name="viewport" content="width=device-width, initial-scale=1">
+    <title>Signalsmith GraphQL IDE</title>
+    <link rel="icon" href="/assets/console/icon.svg">
+    <link rel="stylesheet" href="{vendor_url("graphiql.min.css")}">
+    <link rel="stylesheet" href="/assets/ide/ide.css">
+  </head>
+  <body>
+    <div id="graphiql" data-endpoint="/graphql">Loading the GraphQL IDE…</div>
+    <script src="{vendor_url("react.production.min.js")}"></script>
+    <script src="{vendor_url("react-dom.production.min.js")}"></script>
+    <script src="{vendor_url("graphiql.min.js")}"></script>
+    <script src="/assets/ide/ide.js"></script>
+  </body>
+</html>
+"""
 
 
 class PingingTransportWSHandler(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
@@ -69,6 +102,13 @@ class GraphQLApp(GraphQL[GraphQLContext, None]):
             keep_alive_interval=runtime.settings.ws_keepalive_seconds,
         )
         self.runtime = runtime
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """Our GraphiQL page (strawberry's loads from a CDN); 503 until `make setup` ran."""
+        headers = page_headers(IDE_POLICY)
+        if missing_vendor_files():
+            return PlainTextResponse(MISSING_VENDOR_MESSAGE, status_code=503, headers=headers)
+        return HTMLResponse(IDE_HTML, headers=headers)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
