@@ -18,6 +18,7 @@ from app.services import (
     tokens,
     workspaces,
 )
+from app.services.destination_types import list_destination_types
 from graphql_schema.context import Info
 from graphql_schema.pagination import DEFAULT_PAGE_SIZE, Connection, Window
 from graphql_schema.scalars import parse_id
@@ -27,6 +28,7 @@ from graphql_schema.types.catalog import (
     Audience,
     AudiencePreview,
     Destination,
+    DestinationTypeInfo,
     ParentModel,
     Source,
     SplitGroup,
@@ -175,6 +177,14 @@ class Query:
             destination_id=parse_id(id, "id"),
         )
         return Destination.from_row(await info.context.service(), row)
+
+    @strawberry.field(
+        description="Every destination type: config settings (secret ones flagged), the "
+        "fields a sync may map to, limits. The same for every workspace."
+    )
+    async def destination_types(self, info: Info) -> list[DestinationTypeInfo] | None:
+        types = await info.context.call(list_destination_types)
+        return [DestinationTypeInfo.from_result(t) for t in types]
 
     @strawberry.field
     async def sources(

@@ -37,7 +37,8 @@ class Call:
     """What a handler gets: the service context, the path's workspace, and the parsed input."""
 
     ctx: ServiceContext
-    workspace_id: uuid.UUID
+    #: The path's workspace; None on the endpoints outside `/workspaces/{id}`.
+    scope: uuid.UUID | None
     path: Mapping[str, str]
     #: The endpoint's declared query parameters, named as its service function's arguments.
     query: Mapping[str, Any]
@@ -45,6 +46,12 @@ class Call:
     body: object
     #: The request's headers (content negotiation: `Accept`, `Last-Event-ID`).
     headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def workspace_id(self) -> uuid.UUID:
+        if self.scope is None:
+            raise LookupError("an endpoint outside /workspaces/{id} has no workspace")
+        return self.scope
 
     def path_id(self, name: str) -> uuid.UUID:
         return parse_path_id(self.path, name)

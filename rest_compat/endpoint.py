@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -17,8 +18,12 @@ from rest_compat.query import QueryParam, parse_query
 
 Handler = Callable[[Call], Awaitable[Response]]
 
+#: The prefix of the routes that act in one workspace (nearly all of them).
+WORKSPACE_PATH = "/workspaces/{id}"
 #: Every workspace route can answer these (bad header, no/bad token, not a member, no object).
 COMMON_ERRORS = (400, 401, 403, 404)
+#: A route outside any workspace (the catalogues): an unknown query parameter, no/bad token.
+UNSCOPED_ERRORS = (400, 401)
 
 
 @dataclass(frozen=True)
@@ -51,8 +56,15 @@ class Endpoint:
         return re.findall(r"{(\w+)}", self.path)
 
     @property
+    def scoped(self) -> bool:
+        """Acts in the workspace of its path (else: the same for every authenticated caller,
+        and `X-Workspace-ID` means nothing to it)."""
+        return self.path == WORKSPACE_PATH or self.path.startswith(f"{WORKSPACE_PATH}/")
+
+    @property
     def error_statuses(self) -> list[int]:
-        statuses = set(COMMON_ERRORS) | set(self.also)
+        common = COMMON_ERRORS if self.scoped else UNSCOPED_ERRORS
+        statuses = set(common) | set(self.also)
         if self.body is not None:
             statuses |= {413, 422}
         if self.query:
@@ -61,18 +73,21 @@ class Endpoint:
 
 
 async def serve(endpoint: Endpoint, runtime: Runtime, request: Request) -> Response:
-    """Read, authenticate, check the workspace, then hand over to the handler.
+    """Read, authenticate, check the workspace (of a scoped endpoint), then hand over to the
+    handler.
 
     The body is read first (so an oversized one is refused before any work) but parsed only
     after authentication, so a caller without a valid token always gets 401.
     """
     raw = await read_body(request, runtime.settings.max_body_bytes) if endpoint.body else b""
     async with runtime.context(request.headers.get("authorization")) as ctx:
-        workspace_id = parse_path_id(request.path_params, "id")
-        check_workspace_header(request.headers.get("x-workspace-id"), workspace_id)
+        workspace_id: uuid.UUID | None = None
+        if endpoint.scoped:
+            workspace_id = parse_path_id(request.path_params, "id")
+            check_workspace_header(request.headers.get("x-workspace-id"), workspace_id)
         call = Call(
             ctx=ctx,
-            workspace_id=workspace_id,
+            scope=workspace_id,
             path=request.path_params,
             query=parse_query(endpoint.query, request.query_params),
             body=parse_json(raw) if endpoint.body else None,

@@ -30,6 +30,13 @@ ERROR_DESCRIPTIONS = {
     422: "Well-formed request with invalid values; `details` name each offending field",
 }
 SUCCESS_DESCRIPTIONS = {200: "OK", 201: "Created"}
+WORKSPACE_HEADER_PARAMETER = {
+    "name": WORKSPACE_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "When sent, must equal the workspace id of the path (else 400).",
+    "schema": {"type": "string", "format": "uuid"},
+}
 Mode = Literal["validation", "serialization"]
 
 
@@ -61,7 +68,9 @@ def build_document(endpoints: Sequence[Endpoint], *, version: str) -> dict[str, 
             "description": "The audience-syncs contract and the resources it implies. Every "
             "call carries `Authorization: Bearer <token>`; `X-Workspace-ID`, when sent, must "
             "equal the workspace id of the path. Roles: viewers read, editors write, admins "
-            "also manage tokens and read the audit log.",
+            "also manage tokens and read the audit log. Paths outside `/workspaces/{id}` (the "
+            "destination-type catalogue) are the same for every workspace: any valid token "
+            "reads them.",
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearerAuth": []}],
@@ -122,13 +131,7 @@ def _operation(endpoint: Endpoint, refs: dict[tuple[type[BaseModel], str], str])
                 if endpoint.event_stream
                 else []
             ),
-            {
-                "name": WORKSPACE_HEADER,
-                "in": "header",
-                "required": False,
-                "description": "When sent, must equal the workspace id of the path (else 400).",
-                "schema": {"type": "string", "format": "uuid"},
-            },
+            *([WORKSPACE_HEADER_PARAMETER] if endpoint.scoped else []),
         ],
         "responses": responses,
     }

@@ -21,8 +21,10 @@ from models.shapes.catalog import (
     AudiencePreviewPublic,
     AudiencePublic,
     AudienceUpdate,
+    DestinationCheck,
     DestinationCreate,
     DestinationPublic,
+    DestinationTypePublic,
     DestinationUpdate,
     ModelCreate,
     ModelPublic,
@@ -42,11 +44,12 @@ from models.shapes.workspace import (
     TokenPublic,
     WorkspacePublic,
 )
-from rest_compat.endpoint import Endpoint, Handler
+from rest_compat.endpoint import WORKSPACE_PATH, Endpoint, Handler
 from rest_compat.handlers import (
     audience_syncs,
     audiences,
     audit_log,
+    destination_types,
     destinations,
     parent_models,
     sources,
@@ -58,7 +61,7 @@ from rest_compat.handlers import (
 from rest_compat.query import AFTER, PAGE, ROW_STATUS
 from rest_compat.schemas import Deleted
 
-WS = "/workspaces/{id}"
+WS = WORKSPACE_PATH
 SYNCS = f"{WS}/audience-syncs"
 SYNC = f"{SYNCS}/{{syncId}}"
 RUN = f"{WS}/runs/{{runId}}"
@@ -308,6 +311,19 @@ ENGINE_ENDPOINTS = (
     ),
     Endpoint(
         "POST",
+        f"{WS}/destinations/{{destinationId}}/check",
+        destinations.check_destination,
+        "Check a destination's config and credentials",
+        "destinations",
+        DestinationCheck,
+        also=(422,),
+        description="Builds the connector and lets it test the stored config (a webhook's "
+        "URL against the private-address rule, a vendor's credentials); a failure, or a type "
+        "without a connector yet, is a 422 naming `config` with the reason (never the "
+        "credentials). Viewers may check.",
+    ),
+    Endpoint(
+        "POST",
         f"{WS}/models/{{modelId}}/refresh",
         parent_models.refresh_model,
         "Introspect a model's columns again",
@@ -397,6 +413,23 @@ ADMIN_ENDPOINTS = (
     ),
 )
 
+#: Outside any workspace: the same for every caller with a valid token.
+CATALOGUE_ENDPOINTS = (
+    Endpoint(
+        "GET",
+        "/destination-types",
+        destination_types.list_destination_types,
+        "List the destination types",
+        "destination-types",
+        DestinationTypePublic,
+        many=True,
+        description="Every type a destination may have: its config fields (secret ones are "
+        "write-only), the fields a sync may map to (identifiers, normalisation, hashing), "
+        "batch and rate limits, the `on_exit` values it supports, and whether a connector "
+        "exists yet. Any valid token may read it.",
+    ),
+)
+
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "GET", WS, workspaces.get_workspace, "Get the workspace", "workspaces", WorkspacePublic
@@ -406,4 +439,5 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *CATALOG_ENDPOINTS,
     *ENGINE_ENDPOINTS,
     *ADMIN_ENDPOINTS,
+    *CATALOGUE_ENDPOINTS,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -10,8 +11,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ValidationError
 
 from app.context import ServiceContext
+from app.destinations.base import DestinationError
 from app.destinations.config import is_private_host
-from app.destinations.registry import public_view, secret_fields, spec_for
+from app.destinations.registry import build_connector, public_view, secret_fields, spec_for
 from app.errors import Conflict, InvalidInput
 from app.services.changes import apply_changes, commit_change
 from app.services.lookup import Page, authorize, get_many_scoped, get_scoped, is_referenced, page
@@ -21,6 +23,8 @@ from models.enums import DestinationType, Role
 from models.shapes.catalog import CATALOG_READ_ONLY_FIELDS, DestinationCreate, DestinationUpdate
 
 KIND = "destination"
+#: Seconds a connector's `check()` may take before the check counts as failed.
+CHECK_TIMEOUT = 30.0
 
 
 def _validated_config(
@@ -122,6 +126,35 @@ async def update_destination(
         ctx, destination, action="destination.update", kind=KIND, detail={"fields": fields}
     )
     return destination
+
+
+async def check_destination(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID, destination_id: uuid.UUID
+) -> None:
+    """Build the stored destination's connector and let it test its config and credentials:
+    a 422 on `config` with the connector's reason (which never carries credentials) if that
+    fails, or if the type has no connector yet. Viewers may check: nothing changes."""
+    authorize(ctx, workspace_id)
+    destination = await get_scoped(ctx.session, Destination, destination_id, workspace_id, KIND)
+    try:
+        connector = build_connector(
+            DestinationType(destination.type),
+            destination_config(ctx, destination),
+            allow_private=ctx.settings.allow_private_destinations,
+        )
+    except DestinationError as exc:
+        raise InvalidInput.field("config", str(exc)) from None
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            await connector.check()
+    except DestinationError as exc:
+        raise InvalidInput.field("config", str(exc)) from None
+    except TimeoutError:
+        raise InvalidInput.field(
+            "config", f"the destination did not answer within {CHECK_TIMEOUT:g} seconds"
+        ) from None
+    finally:
+        await connector.close()
 
 
 async def delete_destination(

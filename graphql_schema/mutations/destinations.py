@@ -10,7 +10,7 @@ from app.services import destinations
 from graphql_schema.context import Info
 from graphql_schema.inputs import to_body
 from graphql_schema.scalars import parse_id, to_id
-from graphql_schema.types.catalog import Destination
+from graphql_schema.types.catalog import Destination, DestinationCheck
 from graphql_schema.types.enums import DestinationType
 
 
@@ -51,6 +51,18 @@ class DestinationMutations:
             data=to_body(input),
         )
         return Destination.from_row(await info.context.service(), row)
+
+    @strawberry.mutation(
+        description="Let the connector test the stored config and credentials; "
+        "BAD_USER_INPUT naming config with the reason if not."
+    )
+    async def check_destination(self, info: Info, id: strawberry.ID) -> DestinationCheck | None:
+        await info.context.call(
+            destinations.check_destination,
+            workspace_id=await info.context.workspace_id(),
+            destination_id=parse_id(id, "id"),
+        )
+        return DestinationCheck()
 
     @strawberry.mutation(description="Returns the deleted id; CONFLICT while a sync uses it.")
     async def delete_destination(self, info: Info, id: strawberry.ID) -> strawberry.ID | None:

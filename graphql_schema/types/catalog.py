@@ -11,12 +11,13 @@ from strawberry.scalars import JSON
 
 from app.context import ServiceContext
 from app.services.audiences import AudiencePreview as AudiencePreviewResult
+from app.services.destination_types import DestinationTypeInfo as DestinationTypeResult
 from app.services.destinations import destination_public_config
 from app.services.sources import public_config
 from app.services.split_groups import list_split_groups
 from graphql_schema.context import Info
 from graphql_schema.scalars import to_id, to_optional_id
-from graphql_schema.types.enums import DestinationType, SourceType
+from graphql_schema.types.enums import DestinationType, OnExit, SourceType
 from models import Audience as AudienceRow
 from models import Destination as DestinationRow
 from models import ParentModel as ParentModelRow
@@ -184,6 +185,97 @@ class Destination:
             created_by=to_optional_id(row.created_by),
             created_at=row.created_at,
             updated_at=row.updated_at,
+        )
+
+
+@strawberry.type(description="A successful destination check.")
+class DestinationCheck:
+    status: str = "ok"
+
+
+@strawberry.type(description="A setting of a destination type's config.")
+class DestinationConfigField:
+    name: str
+    type: str = strawberry.field(
+        description="JSON Schema type: string, integer, number, boolean, object, array, or any."
+    )
+    required: bool
+    secret: bool = strawberry.field(description="Write-only: stored encrypted, never shown.")
+    description: str | None
+    default: JSON | None = strawberry.field(
+        description="The value used when the setting is left out."
+    )
+
+
+@strawberry.type(description="A field a sync may map a column to.")
+class DestinationField:
+    name: str
+    description: str
+    identifier: bool = strawberry.field(description="Identifies the person at the destination.")
+    normalizer: str | None = strawberry.field(description="How values are normalised.")
+    hashed: bool = strawberry.field(description="Sent as the SHA-256 of the normalised value.")
+    required: bool
+
+
+@strawberry.type(description="At most `requests` requests in `perSeconds`, per account.")
+class DestinationRateLimit:
+    requests: int
+    per_seconds: float
+
+
+@strawberry.type(description="What a destination type takes and honours.")
+class DestinationTypeInfo:
+    type: DestinationType
+    title: str
+    description: str
+    available: bool = strawberry.field(description="A connector exists; runs to others fail.")
+    max_batch_size: int
+    default_batch_size: int
+    rate_limit: DestinationRateLimit | None
+    custom_fields: bool = strawberry.field(description="Accepts fields beyond `fields`.")
+    needs_identifier: bool = strawberry.field(description="A sync must map an identifier.")
+    on_exit: list[OnExit] = strawberry.field(description="The config.on_exit values it takes.")
+    config_fields: list[DestinationConfigField]
+    fields: list[DestinationField]
+
+    @classmethod
+    def from_result(cls, result: DestinationTypeResult) -> DestinationTypeInfo:
+        limit = result.rate_limit
+        return cls(
+            type=result.type,
+            title=result.title,
+            description=result.description,
+            available=result.available,
+            max_batch_size=result.max_batch_size,
+            default_batch_size=result.default_batch_size,
+            rate_limit=None
+            if limit is None
+            else DestinationRateLimit(requests=limit.requests, per_seconds=limit.per_seconds),
+            custom_fields=result.custom_fields,
+            needs_identifier=result.needs_identifier,
+            on_exit=list(result.on_exit),
+            config_fields=[
+                DestinationConfigField(
+                    name=f.name,
+                    type=f.type,
+                    required=f.required,
+                    secret=f.secret,
+                    description=f.description,
+                    default=None if f.default is None else JSON(f.default),
+                )
+                for f in result.config_fields
+            ],
+            fields=[
+                DestinationField(
+                    name=f.name,
+                    description=f.description,
+                    identifier=f.identifier,
+                    normalizer=f.normalizer,
+                    hashed=f.hashed,
+                    required=f.required,
+                )
+                for f in result.fields
+            ],
         )
 
 

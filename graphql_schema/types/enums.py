@@ -11,6 +11,7 @@ import strawberry
 
 from models.enums import (
     DestinationType,
+    OnExit,
     Role,
     RunPhase,
     RunStatus,
@@ -22,6 +23,7 @@ from models.enums import (
 
 for _enum in (
     DestinationType,
+    OnExit,
     Role,
     RunPhase,
     RunStatus,
@@ -34,6 +36,7 @@ for _enum in (
 
 __all__ = [
     "DestinationType",
+    "OnExit",
     "Role",
     "RunPhase",
     "RunStatus",

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, RootModel, model_validator
 
-from models.enums import DestinationType, SourceType
+from models.enums import DestinationType, OnExit, SourceType
 from models.shapes.common import DescriptionStr, InputShape, NameStr, OutputShape, Timestamp
 
 CATALOG_READ_ONLY_FIELDS = ("id", "workspace_id", "created_by", "created_at", "updated_at")
@@ -180,3 +180,51 @@ class DestinationPublic(OutputShape):
     created_by: uuid.UUID | None
     created_at: Timestamp
     updated_at: Timestamp
+
+
+class DestinationCheck(OutputShape):
+    """A successful destination check (a failed one is a 422 naming `config`)."""
+
+    status: Literal["ok"] = "ok"
+
+
+class DestinationConfigFieldPublic(OutputShape):
+    name: str
+    type: str = Field(
+        description="JSON Schema type: string, integer, number, boolean, object, array, or any"
+    )
+    required: bool
+    secret: bool = Field(description="write-only: stored encrypted, never shown back")
+    description: str | None
+    default: Any = Field(description="the value used when the field is left out (or null)")
+
+
+class DestinationFieldPublic(OutputShape):
+    name: str
+    description: str
+    identifier: bool = Field(description="identifies the person at the destination")
+    normalizer: str | None = Field(description="how values are normalised before sending")
+    hashed: bool = Field(description="sent as the SHA-256 of the normalised value")
+    required: bool
+
+
+class RateLimitPublic(OutputShape):
+    requests: int
+    per_seconds: float
+
+
+class DestinationTypePublic(OutputShape):
+    """What a destination type takes and honours (the destination-type catalogue)."""
+
+    type: DestinationType
+    title: str
+    description: str
+    available: bool = Field(description="a connector exists; runs to other types fail")
+    max_batch_size: int
+    default_batch_size: int
+    rate_limit: RateLimitPublic | None = Field(description="per destination account")
+    custom_fields: bool = Field(description="accepts destination fields beyond `fields`")
+    needs_identifier: bool = Field(description="a sync must map one identifier field")
+    on_exit: list[OnExit] = Field(description="the `config.on_exit` values a sync may use")
+    config_fields: list[DestinationConfigFieldPublic]
+    fields: list[DestinationFieldPublic] = Field(description="the fields a sync may map to")

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from app.context import ServiceContext
 from app.services import destinations
 from models import Destination
-from models.shapes.catalog import DestinationPublic
+from models.shapes.catalog import DestinationCheck, DestinationPublic
 from rest_compat.call import Call
 from rest_compat.render import created, deleted, ok, present
 
@@ -48,6 +48,13 @@ async def update_destination(call: Call) -> Response:
         data=call.body,
     )
     return ok(_public(call.ctx, destination))
+
+
+async def check_destination(call: Call) -> Response:
+    await destinations.check_destination(
+        call.ctx, workspace_id=call.workspace_id, destination_id=call.path_id("destinationId")
+    )
+    return ok(DestinationCheck().model_dump(mode="json"))
 
 
 async def delete_destination(call: Call) -> Response:

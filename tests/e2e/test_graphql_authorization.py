@@ -73,6 +73,7 @@ QUERIES = [
     ),
     op("query", "destinations", "workspaceId: $w", CONN, W, READ, "workspace"),
     op("query", "destination", "id: $id", "{ id }", by_id("destination"), READ, "object"),
+    op("query", "destinationTypes", "", "{ type }", {}, READ, "self"),
     op("query", "sources", "workspaceId: $w", CONN, W, READ, "workspace"),
     op("query", "source", "id: $id", "{ id }", by_id("source"), READ, "object"),
     op("query", "models", "workspaceId: $w", CONN, W, READ, "workspace"),
@@ -164,6 +165,15 @@ MUTATIONS = [
     ),
     update("updateDestination", "DestinationUpdateInput", "destination"),
     delete("deleteDestination", "destination"),
+    op(
+        "mutation",
+        "checkDestination",
+        "id: $id",
+        "{ status }",
+        by_id("destination"),
+        READ,
+        "object",
+    ),
     create("createApiToken", "ApiTokenCreateInput", {"name": "t"}, role=ADMIN),
     op("mutation", "revokeApiToken", "id: $id", "{ id }", by_id("token"), ADMIN, "object"),
 ]

@@ -22,6 +22,7 @@ QUERIES = {
     "splitGroups",
     "destinations",
     "destination",
+    "destinationTypes",
     "sources",
     "source",
     "models",
@@ -41,6 +42,7 @@ MUTATIONS = {
         for noun in ("Source", "Model", "Audience", "Destination")
     ),
     "checkSource",
+    "checkDestination",
     "refreshModel",
     "replaceSplitGroups",
     "createApiToken",

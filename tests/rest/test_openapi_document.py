@@ -58,7 +58,13 @@ def test_every_endpoint_documents_what_it_answers(
     operation = document["paths"][endpoint.path][endpoint.method.lower()]
     statuses = {int(status) for status in operation["responses"]}
     assert statuses == {endpoint.status, *endpoint.error_statuses}
-    assert {400, 401, 403, 404} <= statuses
+    parameters = {parameter["name"] for parameter in operation["parameters"]}
+    if endpoint.scoped:
+        assert {400, 401, 403, 404} <= statuses
+        assert {"id", "X-Workspace-ID"} <= parameters
+    else:  # outside any workspace: only the token (and unknown query parameters) can fail
+        assert {400, 401} <= statuses and not {403, 404} & statuses
+        assert not {"id", "X-Workspace-ID"} & parameters
     for status, response in operation["responses"].items():
         schema = response["content"]["application/json"]["schema"]
         if int(status) >= 400:
