@@ -29,7 +29,7 @@ def serve_in_thread(app: Any, *, ws: str = "none") -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", ws=ws, http="h11", loop="asyncio")  # type: ignore[arg-type]
+    config = uvicorn.Config(app, log_level="warning", ws=ws, http="httptools", loop="asyncio")  # type: ignore[arg-type]
     server = _Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -47,25 +47,29 @@ class Pinned:
         return {"sni_hostname": self.server_name}
 
 
+async def check_host(host: str, port: int, policy: AddressPolicy) -> list[IPAddress]:
+    """Resolve `host` and refuse it if any address it resolves to is not allowed; the
+    addresses it resolved to. For destinations reached by other protocols too (a database)."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise TerminalError(f"cannot resolve the destination host {host!r}") from exc
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    for address in addresses:
+        if not policy(address):
+            raise TerminalError(
+                f"the destination host {host!r} resolves to a non-public address "
+                "(set SIGNALSMITH_ALLOW_PRIVATE_DESTINATIONS to allow it)"
+            )
+    return addresses
+
+
 async def _checked_addresses(url: str, policy: AddressPolicy) -> tuple[list[IPAddress], int]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise TerminalError("the destination URL must be http(s) with a host")
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            parts.hostname, port, type=socket.SOCK_STREAM
-        )
-    except OSError as exc:
-        raise TerminalError(f"cannot resolve the destination host {parts.hostname!r}") from exc
-    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    for address in addresses:
-        if not policy(address):
-            raise TerminalError(
-                f"the destination host {parts.hostname!r} resolves to a non-public address "
-                "(set SIGNALSMITH_ALLOW_PRIVATE_DESTINATIONS to allow it)"
-            )
-    return addresses, port
+    return await check_host(parts.hostname, port, policy), port
 
 
 async def check_url(url: str, policy: AddressPolicy) -> None:

@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from app.destinations.base import TerminalError
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def validated(model: type[Model], config: Mapping[str, Any], vendor: str) -> Model:
+    """`config` read as `model`. One that no longer validates (stored before a rule changed)
+    is a terminal error naming the fields and the rules, never the values (credentials)."""
+    try:
+        return model.model_validate(config)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise TerminalError(f"the {vendor} config is invalid ({problems})") from None
 
 
 def secret_field(**kwargs: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.destinations import webhook
+from app.destinations import braze, google_ads, hubspot, klaviyo, mailchimp, meta, postgres, webhook
 from app.destinations.address_guard import allow_all, public_only
 from app.destinations.base import Connector, TerminalError
 from app.destinations.config import ConnectorConfig
@@ -12,7 +12,16 @@ from app.destinations.rate_limit import account_key
 from app.destinations.spec import BuildOptions, DestinationSpec
 from models.enums import DestinationType, OnExit
 
-_AVAILABLE: tuple[DestinationSpec, ...] = (webhook.SPEC,)
+_AVAILABLE: tuple[DestinationSpec, ...] = (
+    webhook.SPEC,
+    hubspot.SPEC,
+    google_ads.SPEC,
+    meta.SPEC,
+    braze.SPEC,
+    klaviyo.SPEC,
+    mailchimp.SPEC,
+    postgres.SPEC,
+)
 
 
 def _unavailable(kind: DestinationType) -> DestinationSpec:

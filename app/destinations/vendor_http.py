@@ -8,7 +8,7 @@ and status and carry the vendor's own words with every credential cut out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -59,9 +59,12 @@ class VendorClient:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        passthrough: Collection[int] = (),
     ) -> httpx.Response:
         """Send one request within the rate limit; a 2xx/3xx response comes back, anything
-        else raises the matching `DestinationError`."""
+        else raises the matching `DestinationError`. Statuses in `passthrough` come back too,
+        for vendors whose error body says what the status does not (per-row errors inside a
+        400, an expired token inside a 400): the caller reads them, then `raise_for_status`."""
         target = await pin(f"{self.base_url}{path}", self._options.policy)
         if self._rate_limit is not None:
             await limiter_for(self._options.account, self._rate_limit).acquire()
@@ -81,7 +84,8 @@ class VendorClient:
             raise TransientError(
                 f"{self.vendor} could not be reached ({type(exc).__name__})"
             ) from exc
-        self.raise_for_status(response)
+        if response.status_code not in passthrough:
+            self.raise_for_status(response)
         return response
 
     def raise_for_status(self, response: httpx.Response) -> None:

@@ -51,9 +51,16 @@ def parse_retry_after(value: str | None) -> float | None:
 class WebhookConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(min_length=1, max_length=2000)
-    headers: dict[str, str] = secret_field(default_factory=dict)
-    secret: str | None = secret_field(default=None, min_length=1, max_length=1000)
+    url: str = Field(min_length=1, max_length=2000, description="where batches are POSTed")
+    headers: dict[str, str] = secret_field(
+        default_factory=dict, description="extra request headers (e.g. an API key)"
+    )
+    secret: str | None = secret_field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="HMAC-SHA256 key: signs each body in X-Signalsmith-Signature",
+    )
 
     @field_validator("url")
     @classmethod

@@ -81,6 +81,10 @@ class EmulatorBase:
     def app(self) -> Starlette:  # pragma: no cover - every emulator overrides it
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the emulator holds outside this process (a database); most hold
+        nothing."""
+
     def members(self) -> dict[str, dict[str, Any]]:  # pragma: no cover - overridden
         """The target audience (list, segment, table) as the vendor holds it: identity →
         what it stores about that person."""
