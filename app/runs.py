@@ -2,7 +2,8 @@
 
 Every status change (worker, cancel path, reaper) goes through `transition_run`: it checks
 the move against `TRANSITIONS`, updates with compare-and-set on the current status, appends a
-`SyncRunEvent` in the same transaction, and hands the event to `publish` after commit.
+`SyncRunEvent` in the same transaction, and hands the event to `publish` after commit. A run
+is born `queued` with `queued_event` as its first event.
 """
 
 from __future__ import annotations
@@ -57,6 +58,18 @@ async def append_event(
     event = SyncRunEvent(run_id=run_id, seq=int(last) + 1, type=event_type, payload=payload)
     session.add(event)
     return event
+
+
+def queued_event(run: SyncRun) -> SyncRunEvent:
+    """A new run's first event (seq 1): stored in the transaction that creates the run, so a
+    follower sees the whole life of every run."""
+    payload = {
+        "status": RunStatus.queued.value,
+        "from": None,
+        "trigger": str(run.trigger),
+        "attempt": run.attempt,
+    }
+    return SyncRunEvent(run_id=run.id, seq=1, type="status", payload=payload)
 
 
 async def transition_run(

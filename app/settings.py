@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     #: A follower re-reads the table after this many quiet seconds (a lost pub/sub message).
     events_quiet_seconds: float = Field(default=5.0, gt=0)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    #: A run still going after this many seconds stops after its current batch and fails
+    #: with `error.code = "timeout"` (what was acknowledged stays recorded).
+    run_timeout_seconds: float = Field(default=6 * 3600.0, gt=0)
 
     @property
     def origins(self) -> frozenset[str]:

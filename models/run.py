@@ -100,4 +100,7 @@ class RowResult(SQLModel, table=True):
     operation: str
     status: str
     error: str = ""
+    #: What was sent (rejected, failed): a later run that would send the same fingerprint
+    #: again may hold the row back (`config.retry_failed_rows = false`).
+    fingerprint: str | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

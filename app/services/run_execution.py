@@ -13,33 +13,76 @@ from app.destinations.base import AccessDenied, TerminalError
 from app.destinations.registry import build_connector, spec_for
 from app.errors import AppError
 from app.events import publisher
-from app.runs import TERMINAL_STATUSES, transition_run
+from app.runs import TERMINAL_STATUSES, IllegalTransition, transition_run
 from app.runtime import Runtime
 from app.services.audience_members import stream_audience_members
 from app.sync.engine import EngineInput, SyncEngine
 from app.sync.outcome import apply_run_outcome
 from models import Audience, AudienceSync, Destination, ParentModel, SyncRun
 from models.columns import utcnow
-from models.enums import DestinationType, OnExit, RunStatus
+from models.enums import DestinationType, OnExit, RunPhase, RunStatus
 
 log = logging.getLogger("signalsmith.runs")
 #: Seconds between heartbeats of a running run (the reaper waits 60 s).
 HEARTBEAT_INTERVAL = 10.0
 
 
+class _Unrunnable(Exception):
+    """The run cannot start: it ends `failed` with this code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
 async def execute_run(runtime: Runtime, run_id: uuid.UUID) -> None:
-    """Run `run_id` to its end. A run that is no longer queued is left alone (idempotent)."""
+    """Run `run_id` to its end. The run is claimed first (queued → running, compare-and-set),
+    so however often it is enqueued and by whom, one executor runs it; a run that is no
+    longer queued is left alone. Whatever goes wrong afterwards ends the run `failed`."""
+    run = await _claim(runtime, run_id)
+    if run is None:
+        return
+    beating = asyncio.create_task(_heartbeat(runtime, run_id))
+    try:
+        await _execute(runtime, run)
+    except _Unrunnable as exc:
+        await _fail(runtime, run_id, exc.code, exc.message)
+    except AccessDenied as exc:
+        await _fail(runtime, run_id, "destination_access_denied", str(exc))
+    except AppError as exc:  # the source refused the query, the audience no longer compiles …
+        await _fail(runtime, run_id, exc.code, exc.message)
+    except Exception:
+        log.exception("run failed unexpectedly", extra={"run_id": str(run_id)})
+        await _fail(runtime, run_id, "internal_error", "the run failed unexpectedly")
+    finally:
+        beating.cancel()
+
+
+async def _claim(runtime: Runtime, run_id: uuid.UUID) -> SyncRun | None:
     async with runtime.database.session() as session:
         run = await session.get(SyncRun, run_id)
         if run is None or run.status != RunStatus.queued:
-            return
+            return None
+        try:
+            return await transition_run(
+                session,
+                run,
+                RunStatus.running,
+                phase=RunPhase.querying,
+                publish=publisher(runtime.events, run.workspace_id),
+            )
+        except IllegalTransition:
+            return None  # another executor claimed it, or it was cancelled meanwhile
+
+
+async def _execute(runtime: Runtime, run: SyncRun) -> None:
+    async with runtime.database.session() as session:
         sync = await session.get(AudienceSync, run.sync_id)
         destination = await session.get(Destination, sync.destination_id) if sync else None
         audience = await session.get(Audience, sync.audience_id) if sync else None
         model = await session.get(ParentModel, audience.model_id) if audience else None
-        if sync is None or destination is None or audience is None or model is None:
-            await _fail(runtime, run_id, "missing_object", "the sync lost a referenced object")
-            return
+    if sync is None or destination is None or audience is None or model is None:
+        raise _Unrunnable("missing_object", "the sync lost a referenced object")
     numeric = any(
         column["name"] == model.primary_key and column["type"] == "number"
         for column in model.columns or []
@@ -56,8 +99,7 @@ async def execute_run(runtime: Runtime, run_id: uuid.UUID) -> None:
             on_exit=OnExit(sync.config.get("on_exit") or OnExit.remove),
         )
     except TerminalError as exc:
-        await _fail(runtime, run_id, "destination_unavailable", str(exc))
-        return
+        raise _Unrunnable("destination_unavailable", str(exc)) from None
     members = stream_audience_members(
         runtime,
         workspace_id=sync.workspace_id,
@@ -66,41 +108,38 @@ async def execute_run(runtime: Runtime, run_id: uuid.UUID) -> None:
         columns=columns,
     )
     job = EngineInput(
-        run_id=run_id,
+        run_id=run.id,
         sync=sync,
         members=members,
         numeric_keys=numeric,
         connector=connector,
         full_resync=run.full_resync,
         dry_run=run.dry_run,
+        retry_failed_only=run.retry_failed_only,
+        timeout=runtime.settings.run_timeout_seconds,
         publish=publisher(runtime.events, sync.workspace_id),
         prepare=lambda payload: spec.prepare(payload, region),
         identify=spec.identifiers,
     )
-    beating = asyncio.create_task(_heartbeat(runtime, run_id))
     try:
         await SyncEngine(runtime.database.engine, job).run(run)
-    except AccessDenied as exc:
-        await _fail(runtime, run_id, "destination_access_denied", str(exc))
-    except AppError as exc:  # the source refused the query, the audience no longer compiles …
-        await _fail(runtime, run_id, exc.code, exc.message)
-    except Exception:
-        log.exception("run failed unexpectedly", extra={"run_id": str(run_id)})
-        await _fail(runtime, run_id, "internal_error", "the run failed unexpectedly")
     finally:
-        beating.cancel()
         await connector.close()
 
 
 async def _heartbeat(runtime: Runtime, run_id: uuid.UUID) -> None:
-    """Tell the reaper this run's worker is alive, even while the source is slow."""
+    """Tell the reaper this run's worker is alive, even while the source is slow; a missed
+    beat (the database briefly away) is not the end of the run."""
     while True:
         await asyncio.sleep(HEARTBEAT_INTERVAL)
-        async with runtime.database.session() as session:
-            await session.execute(
-                update(SyncRun).where(col(SyncRun.id) == run_id).values(heartbeat_at=utcnow())
-            )
-            await session.commit()
+        try:
+            async with runtime.database.session() as session:
+                await session.execute(
+                    update(SyncRun).where(col(SyncRun.id) == run_id).values(heartbeat_at=utcnow())
+                )
+                await session.commit()
+        except Exception:
+            log.warning("could not record a heartbeat", exc_info=True)
 
 
 async def _fail(runtime: Runtime, run_id: uuid.UUID, code: str, message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from sqlalchemy.exc import IntegrityError
@@ -12,7 +13,7 @@ from app.context import ServiceContext
 from app.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.events import publisher
 from app.queue import RunQueue
-from app.runs import transition_run
+from app.runs import Publish, queued_event, transition_run
 from app.services.audit import record_audit
 from app.services.lookup import Page, authorize, get_scoped, page
 from app.validation import parse_input
@@ -20,6 +21,7 @@ from models import AudienceSync, RowResult, SyncRun, SyncRunEvent
 from models.enums import ACTIVE_RUN_STATUSES, Role, RunStatus, RunTrigger, SyncStatus
 from models.shapes.run import TriggerOptions
 
+log = logging.getLogger("signalsmith.runs")
 KIND = "sync run"
 MAX_EVENTS = 1000
 
@@ -100,12 +102,18 @@ async def trigger_sync_run(
     trigger: RunTrigger = RunTrigger.api,
 ) -> SyncRun:
     """Queue a run of the sync. One active run per sync: while one is queued or running,
-    a trigger is a Conflict carrying that run's id (the database enforces it)."""
+    a trigger is a Conflict carrying that run's id (the database enforces it).
+
+    `retry_failed_only` resends just the rows the sync's last refusing run rejected or failed
+    (and that are still members); it cannot be combined with `full_resync`."""
     authorize(ctx, workspace_id, Role.editor)
     sync = await get_scoped(ctx.session, AudienceSync, sync_id, workspace_id, "audience sync")
     options = parse_input(TriggerOptions, data if data is not None else {})
-    if options.retry_failed_only:
-        raise InvalidInput.field("retry_failed_only", "not supported yet; trigger a normal run")
+    if options.retry_failed_only and options.full_resync:
+        raise InvalidInput.field(
+            "retry_failed_only",
+            "cannot be combined with full_resync (a full resync already resends every row)",
+        )
     if sync.status == SyncStatus.draft:
         raise Conflict(f"audience sync {sync.id} is a draft; set its status to active to run it")
     run = SyncRun(
@@ -113,6 +121,7 @@ async def trigger_sync_run(
         workspace_id=workspace_id,
         trigger=trigger,
         full_resync=options.full_resync,
+        retry_failed_only=options.retry_failed_only,
         dry_run=options.dry_run,
     )
     ctx.session.add(run)
@@ -124,21 +133,37 @@ async def trigger_sync_run(
         target_id=run.id,
         detail={"sync_id": str(sync.id), **options.model_dump()},
     )
-    if not await queue_new_run(ctx.session, ctx.queue, run):
+    if not await queue_new_run(
+        ctx.session, ctx.queue, run, publish=publisher(ctx.events, workspace_id)
+    ):
         raise await _active_run_conflict(ctx, sync_id)
     return run
 
 
-async def queue_new_run(session: AsyncSession, queue: RunQueue, run: SyncRun) -> bool:
-    """Commit `run` (with whatever else the session holds) and enqueue it; False, with
-    nothing written, when the sync already has an active run or this tick already ran."""
+async def queue_new_run(
+    session: AsyncSession, queue: RunQueue, run: SyncRun, *, publish: Publish
+) -> bool:
+    """Commit `run` with its `queued` event (and whatever else the session holds), publish
+    the event and enqueue the run; False, with nothing written, when the sync already has an
+    active run or this tick already ran.
+
+    The database is the truth and the queue only wakes a worker: a run whose enqueue fails
+    (Redis down) is still queued, and the reaper enqueues it again (`requeue_stranded_runs`).
+    """
     session.add(run)
     try:
+        await session.flush()
+        event = queued_event(run)
+        session.add(event)
         await session.commit()
     except IntegrityError:
         await session.rollback()
         return False
-    await queue.enqueue(run.id)
+    await publish(event)
+    try:
+        await queue.enqueue(run.id)
+    except Exception:
+        log.warning("could not enqueue run %s; the reaper will", run.id, exc_info=True)
     return True
 
 

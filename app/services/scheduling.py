@@ -2,11 +2,15 @@
 
 Several scheduler processes may run these at once: a tick is claimed by compare-and-set on
 the sync's `next_run_at`, and the database's unique `(sync_id, scheduled_for)` and
-one-active-run index stop any duplicate that slips through (DESIGN §4, §7).
+one-active-run index stop any duplicate that slips through (DESIGN §4, §7). No run stays
+`running` without a worker (`reap_lost_runs`), nor `queued` without a job: the queue may lose
+one (Redis restarted without persistence, or down when the run was triggered), so the reaper
+enqueues old queued runs again; enqueueing is idempotent and a run is claimed only once.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 
@@ -23,10 +27,15 @@ from models import AudienceSync, SyncRun
 from models.columns import utcnow
 from models.enums import RunStatus, RunTrigger, SyncStatus
 
+log = logging.getLogger("signalsmith.scheduler")
 #: A running run whose heartbeat is older than this lost its worker.
 HEARTBEAT_TIMEOUT = timedelta(seconds=60)
 #: A run lost this many times is not requeued again.
 MAX_ATTEMPTS = 3
+#: A run queued this long may have lost its job; it is enqueued again (a no-op if not).
+STRANDED_AFTER = timedelta(seconds=60)
+#: Queued runs enqueued again per reaper pass, oldest first.
+STRANDED_PER_PASS = 500
 
 
 async def fire_due_schedules(runtime: Runtime, *, now: datetime | None = None) -> list[uuid.UUID]:
@@ -89,11 +98,15 @@ async def _fire(runtime: Runtime, sync: AudienceSync, now: datetime) -> uuid.UUI
             trigger=RunTrigger.schedule,
             scheduled_for=tick,
         )
-        return run.id if await queue_new_run(session, runtime.queue, run) else None
+        queued = await queue_new_run(
+            session, runtime.queue, run, publish=publisher(runtime.events, sync.workspace_id)
+        )
+        return run.id if queued else None
 
 
 async def reap_lost_runs(runtime: Runtime, *, now: datetime | None = None) -> list[uuid.UUID]:
-    """Fail runs whose worker died (`worker_lost`) and requeue them as a new attempt."""
+    """Fail runs whose worker died (`worker_lost`) and requeue them as a new attempt (the
+    runs returned); enqueue again the runs queued so long that their job may be lost."""
     now = now or utcnow()
     async with runtime.database.session() as session:
         lost = (
@@ -129,9 +142,44 @@ async def reap_lost_runs(runtime: Runtime, *, now: datetime | None = None) -> li
                 workspace_id=run.workspace_id,
                 trigger=run.trigger,
                 full_resync=run.full_resync,
+                retry_failed_only=run.retry_failed_only,
                 dry_run=run.dry_run,
                 attempt=run.attempt + 1,
             )
-            if await queue_new_run(session, runtime.queue, retry):
+            publish = publisher(runtime.events, run.workspace_id)
+            if await queue_new_run(session, runtime.queue, retry, publish=publish):
                 requeued.append(retry.id)
-        return requeued
+    await requeue_stranded_runs(runtime, now=now)
+    return requeued
+
+
+async def requeue_stranded_runs(
+    runtime: Runtime, *, now: datetime | None = None
+) -> list[uuid.UUID]:
+    """Enqueue again the runs queued before `now - STRANDED_AFTER` (returns them). The job
+    id is the run id, so a job still waiting in Redis is not duplicated, and `execute_run`
+    claims a run once however often it is enqueued."""
+    now = now or utcnow()
+    async with runtime.database.session() as session:
+        stranded = (
+            (
+                await session.execute(
+                    select(SyncRun.id)
+                    .where(
+                        col(SyncRun.status) == RunStatus.queued,
+                        col(SyncRun.created_at) < now - STRANDED_AFTER,
+                    )
+                    .order_by(col(SyncRun.created_at))
+                    .limit(STRANDED_PER_PASS)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    for run_id in stranded:
+        try:
+            await runtime.queue.enqueue(run_id)
+        except Exception:  # the queue is away: the next pass tries again
+            log.warning("could not enqueue stranded run %s", run_id, exc_info=True)
+            return []
+    return list(stranded)

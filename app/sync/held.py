@@ -24,8 +24,8 @@ def sort_key_for(numeric: bool) -> Any:
     return Decimal if numeric else str
 
 
-def _order(dialect: str, numeric: bool) -> Any:
-    key = col(SyncedMember.member_key)
+def key_order(key: Any, dialect: str, numeric: bool) -> Any:
+    """ORDER BY for a member-key column that matches the membership stream's order."""
     if numeric:
         return cast(key, Numeric) if dialect == "postgresql" else cast(key, Integer)
     return key.collate("C") if dialect == "postgresql" else key
@@ -38,7 +38,7 @@ async def held_members(
 
     Reads on its own connection, so batches committed meanwhile do not disturb the stream.
     """
-    order = _order(engine.dialect.name, numeric)
+    order = key_order(col(SyncedMember.member_key), engine.dialect.name, numeric)
     query = (
         select(col(SyncedMember.member_key), col(SyncedMember.fingerprint))
         .where(col(SyncedMember.sync_id) == sync_id)

@@ -1,34 +1,47 @@
-"""`kill -9` of a worker mid-run: the reaper marks the run, the requeued attempt repairs the
-destination exactly, nothing is lost, and resent rows are bounded by the in-flight batch."""
+"""`kill -9` of a worker at each point of a run: between batches, while the source query runs
+(before the first batch), between the destination's acknowledgement of a batch and its
+commit, and in the removal phase of a mirror run. Each time the reaper (called with a clock
+past the heartbeat limit) fails the run and queues a new attempt, which repairs the
+destination exactly: it holds the audience, no member is lost, and the rows sent twice are
+at most the batch that was in flight."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
-import sys
+import sqlite3
 import threading
-from collections.abc import Iterator
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 
+import asyncpg
 import pytest
-from arq import create_pool
+from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 from arq.jobs import Job
 from sqlmodel import col, select
+from starlette.requests import Request
+from starlette.responses import Response
 
 from app.queue import deserialize_job, run_job_id
-from app.services import runs
+from app.runtime import Runtime
+from app.services import audiences, parent_models, runs, sources
 from app.services.scheduling import HEARTBEAT_TIMEOUT, reap_lost_runs
 from app.settings import Settings
-from models import SyncRun
+from models import AudienceSync, SyncedMember, SyncRun
 from models.columns import utcnow
 from models.enums import RunStatus
 from tests.destinations.receiver import Receiver, Scripted
-from tests.factories import HIGH_VALUE_IDS, add_customers, as_token, create_world
+from tests.factories import HIGH_VALUE_IDS, World, add_customers, as_token, create_world
 from tests.runs.test_trigger import hooked_sync
-from tests.runs.workers import redis_runtime
+from tests.runs.workers import redis_runtime, start_worker, stop_process
 from tests.servers import serve_in_thread
-from tests.services import REDIS_URL
+from tests.services import POSTGRES_ADMIN_URL, REDIS_URL, unique_name
 
 BATCH = 20
 EXTRA = [
@@ -38,94 +51,299 @@ EXTRA = [
 AUDIENCE = sorted([*HIGH_VALUE_IDS, *(row[0] for row in EXTRA)])
 
 
-class CountingReceiver(Receiver):
-    """Signals once it has acknowledged `after` batches, and keeps every record it got."""
+class CrashReceiver(Receiver):
+    """Counts the batches and records of each operation it acknowledged. Once it has applied
+    the batch `kill_at = (operation, n)`, it kills `victim` (kill -9) before answering: the
+    destination holds the batch, the worker never learns it. Each batch takes a moment."""
 
-    def __init__(self, after: int) -> None:
-        super().__init__()
-        self.acknowledged = threading.Event()
-        self.after = after
-        self.records_received = 0
+    def __init__(self) -> None:
+        super().__init__(secret="hook-secret")
+        self.victim: int | None = None
+        self.kill_at: tuple[str, int] | None = None
+        self.killed = threading.Event()
+        #: Set once the batch `watch` was acknowledged.
+        self.watch: tuple[str, int] | None = None
+        self.reached = threading.Event()
+        self.batches: Counter[str] = Counter()
+        self.records: Counter[str] = Counter()
 
-    async def hook(self, request):  # type: ignore[no-untyped-def]
-        self.script.append(Scripted(200, delay=0.15))  # each batch takes a moment
+    async def hook(self, request: Request) -> Response:
+        self.script.append(Scripted(200, delay=0.05))
+        body = json.loads(await request.body())
         response = await super().hook(request)
-        self.records_received += len((await request.json())["records"])
-        if self.requests >= self.after:
-            self.acknowledged.set()
+        if response.status_code == 200:
+            operation = body["operation"]
+            self.batches[operation] += 1
+            self.records[operation] += len(body["records"])
+            if self.victim is not None and self.kill_at == (operation, self.batches[operation]):
+                os.kill(self.victim, signal.SIGKILL)
+                self.killed.set()
+            if self.watch == (operation, self.batches[operation]):
+                self.reached.set()
         return response
 
 
 @pytest.fixture
-def receiver() -> CountingReceiver:
-    return CountingReceiver(after=3)
+def receiver() -> CrashReceiver:
+    return CrashReceiver()
 
 
 @pytest.fixture
-def hook_url(receiver: CountingReceiver) -> Iterator[str]:
+def hook_url(receiver: CrashReceiver) -> Iterator[str]:
     with serve_in_thread(receiver.app()) as base:
         yield f"{base}/hook"
 
 
-async def start_worker(env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "app.cli",
-        "worker",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+@dataclass
+class Cluster:
+    """A runtime and `signalsmith worker` processes on one database and Redis queue."""
+
+    runtime: Runtime
+    env: dict[str, str]
+    queue: str
+    pool: ArqRedis
+    workers: list[asyncio.subprocess.Process] = field(default_factory=list)
+
+    async def start_worker(self) -> asyncio.subprocess.Process:
+        worker = await start_worker(self.env)
+        self.workers.append(worker)
+        return worker
+
+    async def finished(self, run_id: uuid.UUID) -> SyncRun:
+        job = Job(
+            run_job_id(run_id), self.pool, _queue_name=self.queue, _deserializer=deserialize_job
+        )
+        await job.result(timeout=60)
+        return await self.load(run_id)
+
+    async def load(self, run_id: uuid.UUID) -> SyncRun:
+        async with self.runtime.database.session() as session:
+            run = await session.get(SyncRun, run_id)
+        assert run is not None
+        return run
+
+    async def trigger(self, world: World, sync: AudienceSync) -> SyncRun:
+        async with as_token(self.runtime, world.editor_token) as ctx:
+            return await runs.trigger_sync_run(
+                ctx, workspace_id=world.workspace_id, sync_id=sync.id
+            )
+
+    async def held(self, sync: AudienceSync) -> list[int]:
+        async with self.runtime.database.session() as session:
+            rows = await session.execute(
+                select(col(SyncedMember.member_key)).where(col(SyncedMember.sync_id) == sync.id)
+            )
+            return sorted(int(key) for key in rows.scalars().all())
+
+    async def reap_and_repair(self, lost_id: uuid.UUID) -> tuple[SyncRun, SyncRun]:
+        """The reaper, once the heartbeat is stale, fails the lost run and queues a new
+        attempt; a fresh worker runs it. Returns (lost run, new attempt)."""
+        requeued = await reap_lost_runs(
+            self.runtime, now=utcnow() + HEARTBEAT_TIMEOUT + timedelta(seconds=15)
+        )
+        lost = await self.load(lost_id)
+        assert lost.status == RunStatus.failed
+        assert lost.error == {"code": "worker_lost", "message": "the worker stopped heartbeating"}
+        assert len(requeued) == 1
+        await self.start_worker()
+        retry = await self.finished(requeued[0])
+        assert retry.status == RunStatus.succeeded and retry.attempt == lost.attempt + 1
+        return lost, retry
 
 
-async def test_kill_9_mid_run_then_the_next_attempt_repairs_exactly(
-    settings: Settings, secret_key: str, receiver: CountingReceiver, hook_url: str
-) -> None:
-    runtime, env, queue = redis_runtime(settings, secret_key)
+@pytest.fixture
+async def cluster(own_settings: Settings, secret_key: str) -> AsyncIterator[Cluster]:
+    runtime, env, queue = redis_runtime(own_settings, secret_key)
     pool = await create_pool(
         RedisSettings.from_dsn(REDIS_URL),
         default_queue_name=queue,
         job_deserializer=deserialize_job,
     )
-    worker = await start_worker(env)
+    made = Cluster(runtime, env, queue, pool)
     try:
-        world = await create_world(runtime)
-        add_customers(world, EXTRA)
-        sync = await hooked_sync(runtime, world, hook_url, config={"batch_size": BATCH})
-        async with as_token(runtime, world.editor_token) as ctx:
-            first = await runs.trigger_sync_run(
-                ctx, workspace_id=world.workspace_id, sync_id=sync.id
-            )
-        assert await asyncio.to_thread(receiver.acknowledged.wait, 60)
-        worker.send_signal(signal.SIGKILL)
-        await worker.wait()
-
-        # The reaper, once the heartbeat is stale, fails the run and queues a new attempt.
-        requeued = await reap_lost_runs(
-            runtime, now=utcnow() + HEARTBEAT_TIMEOUT + timedelta(seconds=15)
-        )
-        async with runtime.database.session() as session:
-            lost = await session.get(SyncRun, first.id)
-        assert lost is not None and lost.status == RunStatus.failed
-        assert lost.error == {"code": "worker_lost", "message": "the worker stopped heartbeating"}
-        assert len(requeued) == 1
-        worker = await start_worker(env)
-        job = Job(run_job_id(requeued[0]), pool, _queue_name=queue, _deserializer=deserialize_job)
-        await job.result(timeout=60)
-        async with runtime.database.session() as session:
-            retry = await session.get(SyncRun, requeued[0])
-            rows = await session.execute(select(SyncRun).where(col(SyncRun.sync_id) == sync.id))
-            assert len(rows.scalars().all()) == 2
-        assert retry is not None and retry.status == RunStatus.succeeded and retry.attempt == 2
-        assert sorted(int(k) for k in receiver.members) == AUDIENCE  # nothing lost
-        # Everything acknowledged before the kill was kept: at most one batch is sent twice.
-        assert len(AUDIENCE) <= receiver.records_received <= len(AUDIENCE) + BATCH
-        assert retry.succeeded["add"] + (lost.succeeded or {}).get("add", 0) >= len(AUDIENCE)
+        yield made
     finally:
-        if worker.returncode is None:
-            worker.terminate()
-            await worker.wait()
+        for worker in made.workers:
+            await stop_process(worker)
         await pool.delete(queue)
         await pool.aclose()
         await runtime.close()
+
+
+async def crash_world(cluster: Cluster, hook_url: str) -> tuple[World, AudienceSync]:
+    world = await create_world(cluster.runtime)
+    add_customers(world, EXTRA)
+    sync = await hooked_sync(cluster.runtime, world, hook_url, config={"batch_size": BATCH})
+    return world, sync
+
+
+async def test_kill_9_between_batches(
+    cluster: Cluster, receiver: CrashReceiver, hook_url: str
+) -> None:
+    world, sync = await crash_world(cluster, hook_url)
+    worker = await cluster.start_worker()
+    receiver.watch = ("add", 3)
+    first = await cluster.trigger(world, sync)
+    assert await asyncio.to_thread(receiver.reached.wait, 60)
+    worker.send_signal(signal.SIGKILL)
+    await worker.wait()
+    lost, retry = await cluster.reap_and_repair(first.id)
+    assert sorted(int(k) for k in receiver.members) == AUDIENCE == await cluster.held(sync)
+    # Everything acknowledged before the kill was kept: at most one batch is sent twice.
+    assert len(AUDIENCE) <= receiver.records["add"] <= len(AUDIENCE) + BATCH
+    assert lost.succeeded["add"] + retry.succeeded["add"] >= len(AUDIENCE)
+
+
+async def test_kill_9_between_an_acknowledgement_and_its_commit(
+    cluster: Cluster, receiver: CrashReceiver, hook_url: str
+) -> None:
+    world, sync = await crash_world(cluster, hook_url)
+    worker = await cluster.start_worker()
+    receiver.victim, receiver.kill_at = worker.pid, ("add", 3)
+    first = await cluster.trigger(world, sync)
+    await asyncio.wait_for(worker.wait(), timeout=60)
+    assert receiver.killed.is_set()
+    # Two batches were committed; the third is at the destination but not recorded.
+    assert (await cluster.load(first.id)).succeeded["add"] == 2 * BATCH
+    assert len(await cluster.held(sync)) == 2 * BATCH and len(receiver.members) == 3 * BATCH
+    _, retry = await cluster.reap_and_repair(first.id)
+    assert sorted(int(k) for k in receiver.members) == AUDIENCE == await cluster.held(sync)
+    assert retry.succeeded["add"] == len(AUDIENCE) - 2 * BATCH and retry.unchanged == 2 * BATCH
+    assert receiver.records["add"] == len(AUDIENCE) + BATCH  # exactly the batch in flight
+
+
+async def test_kill_9_in_the_removal_phase_of_a_mirror_run(
+    cluster: Cluster, receiver: CrashReceiver, hook_url: str
+) -> None:
+    world, sync = await crash_world(cluster, hook_url)
+    worker = await cluster.start_worker()
+    first = await cluster.finished((await cluster.trigger(world, sync)).id)
+    assert first.status == RunStatus.succeeded and first.succeeded["add"] == len(AUDIENCE)
+    leaving = [row[0] for row in EXTRA[:60]]  # fewer than half: the removal guard lets it be
+    with sqlite3.connect(world.source_path) as connection:
+        connection.executemany(
+            "UPDATE customers SET lifetime_value = 10 WHERE id = ?", [(k,) for k in leaving]
+        )
+    connection.close()
+    staying = [k for k in AUDIENCE if k not in leaving]
+    receiver.victim, receiver.kill_at = worker.pid, ("remove", 2)
+    second = await cluster.trigger(world, sync)
+    await asyncio.wait_for(worker.wait(), timeout=60)
+    assert receiver.killed.is_set()
+    assert (await cluster.load(second.id)).succeeded["remove"] == BATCH
+    _, retry = await cluster.reap_and_repair(second.id)
+    assert sorted(int(k) for k in receiver.members) == staying == await cluster.held(sync)
+    assert retry.succeeded == {"add": 0, "update": 0, "remove": len(leaving) - BATCH}
+    assert receiver.records["remove"] == len(leaving) + BATCH  # the batch in flight, again
+    assert receiver.records["add"] == len(AUDIENCE)  # nothing else was sent again
+
+
+@pytest.fixture
+async def postgres_customers() -> AsyncIterator[str]:
+    """A PostgreSQL database of the test's own holding the customers (and the audience)."""
+    name = unique_name("signalsmith_crash_source")
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT, lifetime_value FLOAT)"
+        )
+        await connection.executemany(
+            "INSERT INTO customers VALUES ($1, $2, $3)",
+            [(k, f"c{k}@example.com", 900.0) for k in AUDIENCE] + [(7, "low@x", 1.0)],
+        )
+    finally:
+        await connection.close()
+    try:
+        yield url
+    finally:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def postgres_audience(cluster: Cluster, world: World, url: str) -> uuid.UUID:
+    async with as_token(cluster.runtime, world.editor_token) as ctx:
+        source = await sources.create_source(
+            ctx,
+            workspace_id=world.workspace_id,
+            data={"name": "pg", "type": "postgres", "config": {"url": url}},
+        )
+        model = await parent_models.create_model(
+            ctx,
+            workspace_id=world.workspace_id,
+            data={
+                "name": "pg customers",
+                "source_id": str(source.id),
+                "table": "customers",
+                "primary_key": "id",
+            },
+        )
+        audience = await audiences.create_audience(
+            ctx,
+            workspace_id=world.workspace_id,
+            data={
+                "name": "pg high value",
+                "model_id": str(model.id),
+                "filter": {"column": "lifetime_value", "op": "gte", "value": 500},
+            },
+        )
+    return audience.id
+
+
+async def source_query_waits(url: str) -> None:
+    """Returns once a source query of ours on the database at `url` waits for a lock (asked
+    outside any transaction: inside one, pg_stat_activity is a frozen snapshot)."""
+    connection = await asyncpg.connect(url)
+    try:
+        for _ in range(1200):
+            if await connection.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name = 'signalsmith' AND wait_event_type = 'Lock'"
+            ):
+                return
+            await asyncio.sleep(0.05)
+    finally:
+        await connection.close()
+    raise AssertionError("the run's source query never reached the lock")
+
+
+async def test_kill_9_while_the_source_query_runs(
+    cluster: Cluster, receiver: CrashReceiver, hook_url: str, postgres_customers: str
+) -> None:
+    world = await create_world(cluster.runtime)
+    audience_id = await postgres_audience(cluster, world, postgres_customers)
+    sync = await hooked_sync(
+        cluster.runtime,
+        world,
+        hook_url,
+        audience_id=str(audience_id),
+        config={"batch_size": BATCH},
+    )
+    blocker = await asyncpg.connect(postgres_customers)
+    try:
+        lock = blocker.transaction()
+        await lock.start()
+        await blocker.execute("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+        worker = await cluster.start_worker()
+        first = await cluster.trigger(world, sync)
+        await source_query_waits(postgres_customers)
+        worker.send_signal(signal.SIGKILL)
+        await worker.wait()
+        await lock.rollback()
+    finally:
+        await blocker.close()
+    killed = await cluster.load(first.id)
+    assert killed.status == RunStatus.running and killed.phase == "querying"
+    assert receiver.requests == 0 and await cluster.held(sync) == []
+    lost, retry = await cluster.reap_and_repair(first.id)
+    assert sorted(int(k) for k in receiver.members) == AUDIENCE == await cluster.held(sync)
+    assert receiver.records["add"] == len(AUDIENCE)  # nothing was in flight: nothing twice
+    assert retry.query_size == len(AUDIENCE) and lost.succeeded["add"] == 0

@@ -113,7 +113,8 @@ async def test_rest_trigger_answers_201_with_the_run(
                 )
             ).json()
             statuses = [e["payload"]["status"] for e in events if e["type"] == "status"]
-            assert statuses == ["running", done["status"]]
+            assert statuses == ["queued", "running", done["status"]]
+            assert events[0]["seq"] == 1 and events[0]["payload"]["trigger"] == "api"
     finally:
         await app.state.runtime.close()
 

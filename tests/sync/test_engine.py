@@ -46,6 +46,8 @@ class Harness:
         extra: list[Any] | None = None,
         full_resync: bool = False,
         dry_run: bool = False,
+        retry_failed_only: bool = False,
+        time_limit: float | None = None,
     ) -> SyncRun:
         async with self.runtime.database.session() as session:
             run = SyncRun(
@@ -53,6 +55,7 @@ class Harness:
                 workspace_id=self.sync.workspace_id,
                 full_resync=full_resync,
                 dry_run=dry_run,
+                retry_failed_only=retry_failed_only,
             )
             session.add(run)
             await session.commit()
@@ -66,6 +69,8 @@ class Harness:
                 connector=connector,
                 full_resync=full_resync,
                 dry_run=dry_run,
+                retry_failed_only=retry_failed_only,
+                timeout=time_limit,
                 policy=RetryPolicy(attempts=self.attempts, initial_delay=0.01),
             )
             finished = await SyncEngine(self.runtime.database.engine, job).run(run)
@@ -187,9 +192,11 @@ async def test_rejected_rows_are_retried_next_run(
     h = await harness(runtime, world, "mirror", hook_url)
     first = await h.run(START)
     assert first.status == RunStatus.partial and first.failed["add"] == 1
+    assert first.retried_from_previous == 0
     receiver.reject_ids = set()
     second = await h.run(START)
     assert second.succeeded["add"] == 1 and held_by(receiver) == START
+    assert second.retried_from_previous == 1
 
 
 async def test_removal_guard_stops_before_removing(
