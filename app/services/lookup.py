@@ -78,6 +78,14 @@ async def reference_in_workspace(
     return row
 
 
+def check_window(offset: int, limit: int | None) -> None:
+    """A page window callers may ask for (`first` ≤ MAX_PAGE_SIZE, a valid `after`)."""
+    if limit is not None and not 0 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput.field("first", f"must be between 0 and {MAX_PAGE_SIZE}")
+    if offset < 0:
+        raise InvalidInput.field("after", "invalid cursor")
+
+
 async def page(
     session: AsyncSession,
     table: type[RowT],
@@ -87,10 +95,7 @@ async def page(
     limit: int | None = None,
 ) -> Page[RowT]:
     """Rows matching `where` in a stable order, with the total count."""
-    if limit is not None and not 0 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInput.field("first", f"must be between 0 and {MAX_PAGE_SIZE}")
-    if offset < 0:
-        raise InvalidInput.field("after", "invalid cursor")
+    check_window(offset, limit)
     total = (
         await session.execute(select(func.count()).select_from(table).where(*where))
     ).scalar_one()

@@ -8,15 +8,15 @@ stays; a group a sync targets can be neither removed nor made a holdout (409).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from app.context import ServiceContext
 from app.errors import AppError, BadRequest, Conflict, FieldError, InvalidInput
 from app.services.audience_queries import split_groups_of, split_layout
 from app.services.audit import record_audit
-from app.services.lookup import authorize, get_scoped
+from app.services.lookup import authorize, get_many_scoped, get_scoped
 from app.sources.splits import SplitLayout, basis_points_of, relayout
 from app.validation import parse_input
 from models import Audience, AudienceSync, SplitGroup
@@ -34,6 +34,25 @@ async def list_split_groups(
     authorize(ctx, workspace_id)
     audience = await get_scoped(ctx.session, Audience, audience_id, workspace_id, "audience")
     return await split_groups_of(ctx.session, audience.id)
+
+
+async def split_groups_of_audiences(
+    ctx: ServiceContext, *, workspace_id: uuid.UUID, audience_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[SplitGroup]]:
+    """The split groups of each of the workspace's audiences among `audience_ids`, in order,
+    in two queries whatever their number (for batch loaders)."""
+    authorize(ctx, workspace_id)
+    scoped = list(await get_many_scoped(ctx.session, Audience, audience_ids, workspace_id))
+    found: dict[uuid.UUID, list[SplitGroup]] = {key: [] for key in scoped}
+    if scoped:
+        rows = await ctx.session.execute(
+            select(SplitGroup)
+            .where(col(SplitGroup.audience_id).in_(scoped))
+            .order_by(col(SplitGroup.position), col(SplitGroup.created_at))
+        )
+        for group in rows.scalars():
+            found[group.audience_id].append(group)
+    return found
 
 
 async def replace_split_groups(

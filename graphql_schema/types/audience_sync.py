@@ -8,7 +8,6 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from app.services import runs
 from graphql_schema.context import Info
 from graphql_schema.pagination import DEFAULT_PAGE_SIZE, Connection, Window
 from graphql_schema.scalars import to_id, to_optional_id
@@ -61,12 +60,8 @@ class AudienceSync:
         self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
     ) -> Connection[SyncRun]:
         window = Window.of(first, after)
-        page = await info.context.call(
-            runs.list_sync_runs,
-            workspace_id=uuid.UUID(self.workspace_id),
-            sync_id=uuid.UUID(self.id),
-            offset=window.offset,
-            limit=window.limit,
+        page = await info.context.loaders.runs.load(
+            (uuid.UUID(self.id), window.offset, window.limit)
         )
         return Connection.from_page(page, SyncRun.from_row)
 

@@ -14,7 +14,6 @@ from app.services.audiences import AudiencePreview as AudiencePreviewResult
 from app.services.destination_types import DestinationTypeInfo as DestinationTypeResult
 from app.services.destinations import destination_public_config
 from app.services.sources import public_config
-from app.services.split_groups import list_split_groups
 from graphql_schema.context import Info
 from graphql_schema.scalars import to_id, to_optional_id
 from graphql_schema.types.enums import DestinationType, OnExit, SourceType
@@ -136,11 +135,7 @@ class Audience:
 
     @strawberry.field(description="The audience's split groups, in order.")
     async def split_groups(self, info: Info) -> list[SplitGroup]:
-        rows = await info.context.call(
-            list_split_groups,
-            workspace_id=uuid.UUID(self.workspace_id),
-            audience_id=uuid.UUID(self.id),
-        )
+        rows = await info.context.loaders.split_groups.load(uuid.UUID(self.id))
         return [SplitGroup.from_row(row) for row in rows]
 
     @classmethod

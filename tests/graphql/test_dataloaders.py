@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from sqlalchemy import event
+from sqlmodel import col, select
 
 from app.runtime import Runtime
 from app.services import audiences, destinations
+from models import AudienceSync, SyncRun
+from models.enums import RunStatus
 from tests.factories import World, as_token, create_sync
 from tests.graphql.client import data, gql
 
@@ -87,3 +91,64 @@ async def test_statement_count_does_not_grow_with_the_list(
     assert for_three == for_twelve
     # authenticate, count, page, audiences, destinations
     assert for_twelve <= 6
+
+
+NESTED = """
+query Nested {
+  audienceSyncs(first: 50) {
+    edges { node { name runs(first: 2) { totalCount edges { node { status createdAt } } } } }
+  }
+  audiences(first: 50) { edges { node { name splitGroups { name } } } }
+}"""
+
+
+async def statements_for_nested(
+    client: httpx.AsyncClient, runtime: Runtime, world: World
+) -> tuple[int, dict[str, Any]]:
+    await gql(client, "{ viewer { role } }", token=world.admin_token)
+    with counting_statements(runtime) as statements:
+        body = data(await gql(client, NESTED, token=world.admin_token))
+    return len(statements), body
+
+
+async def add_runs(runtime: Runtime, world: World, start: int) -> dict[str, int]:
+    """Sync "sync i" (i ≥ start) gets i % 4 finished runs, an hour apart; returns the count
+    of every sync by name."""
+    made: dict[str, int] = {}
+    async with runtime.database.session() as session:
+        rows = await session.execute(
+            select(AudienceSync).where(col(AudienceSync.workspace_id) == world.workspace_id)
+        )
+        for sync in rows.scalars():
+            number = int(sync.name.removeprefix("sync "))
+            made[sync.name] = count = number % 4
+            for hour in range(count if number >= start else 0):
+                session.add(
+                    SyncRun(
+                        sync_id=sync.id,
+                        workspace_id=world.workspace_id,
+                        status=RunStatus.succeeded if hour % 2 else RunStatus.failed,
+                        created_at=datetime(2026, 1, 1, hour, tzinfo=UTC),
+                    )
+                )
+        await session.commit()
+    return made
+
+
+async def test_runs_and_split_groups_of_a_list_are_batch_loaded(
+    client: httpx.AsyncClient, runtime: Runtime, world: World
+) -> None:
+    await add_syncs(runtime, world, 0, 2)
+    await add_runs(runtime, world, 0)
+    few, _ = await statements_for_nested(client, runtime, world)
+    await add_syncs(runtime, world, 2, 9)
+    made = await add_runs(runtime, world, 2)
+    many, body = await statements_for_nested(client, runtime, world)
+    assert many == few
+    for edge in body["audienceSyncs"]["edges"]:
+        node, count = edge["node"], made[edge["node"]["name"]]
+        runs = [e["node"] for e in node["runs"]["edges"]]
+        assert node["runs"]["totalCount"] == count and len(runs) == min(count, 2)
+        stamps = [r["createdAt"] for r in runs]
+        assert stamps == sorted(stamps, reverse=True)  # newest first, per sync
+    assert all(e["node"]["splitGroups"] == [] for e in body["audiences"]["edges"])
