@@ -9,7 +9,8 @@ memory. Delivery is best effort: the table is the truth, and followers replay fr
 Each subscriber has its own bounded buffer, filled without awaiting, so a slow subscriber
 never delays the publisher or the others: a progress event replaces the run's previous one
 still waiting in the buffer (counts are cumulative, the latest says it all), while status,
-phase, log and error events are never dropped.
+phase, log and error events are never dropped. A subscriber that wants every event (a run
+follower) asks not to coalesce: its progress events are dropped only past the buffer's limit.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -58,6 +60,8 @@ class RunEvent:
         return self.type == STATUS and self.payload.get("status") in FINAL_STATUSES
 
     def to_json(self) -> str:
+        """The bus message; `published_at` (epoch seconds, now) lets a reader measure how
+        long delivery took (bench/fanout.py). `from_json` ignores it."""
         return json.dumps(
             {
                 "run_id": str(self.run_id),
@@ -66,6 +70,7 @@ class RunEvent:
                 "type": self.type,
                 "payload": self.payload,
                 "at": self.at.isoformat(),
+                "published_at": time.time(),
             },
             default=str,
         )
@@ -91,9 +96,11 @@ class Subscription:
         accepts: Callable[[RunEvent], bool],
         limit: int,
         unsubscribe: Callable[[Subscription], None],
+        coalesce: bool = True,
     ) -> None:
         self._accepts = accepts
         self._limit = limit
+        self._coalesce = coalesce
         self._unsubscribe = unsubscribe
         self._events: deque[RunEvent] = deque()
         self._ready = asyncio.Event()
@@ -106,7 +113,8 @@ class Subscription:
         if self.closed or not self._accepts(event):
             return
         if event.type == PROGRESS:
-            self._supersede(event.run_id)
+            if self._coalesce:
+                self._supersede(event.run_id)
             if self._progress_count() >= self._limit:
                 self._drop_oldest_progress()
         self._events.append(event)
@@ -143,7 +151,8 @@ class Subscription:
                 return None
             self._ready.clear()
             try:
-                await asyncio.wait_for(self._ready.wait(), within)
+                async with asyncio.timeout(within):  # no task per wait, unlike wait_for
+                    await self._ready.wait()
             except TimeoutError:
                 return None
         return self._events.popleft()
@@ -171,6 +180,7 @@ class RunEventBus(Protocol):
         run_id: uuid.UUID | None = None,
         workspace_id: uuid.UUID | None = None,
         limit: int = DEFAULT_BUFFER,
+        coalesce: bool = True,
     ) -> Subscription: ...
 
     async def close(self) -> None: ...
@@ -192,14 +202,18 @@ class LocalFanout:
         self.subscribers: set[Subscription] = set()
 
     def add(
-        self, run_id: uuid.UUID | None, workspace_id: uuid.UUID | None, limit: int
+        self,
+        run_id: uuid.UUID | None,
+        workspace_id: uuid.UUID | None,
+        limit: int,
+        coalesce: bool = True,
     ) -> Subscription:
         def accepts(event: RunEvent) -> bool:
             return (run_id is None or event.run_id == run_id) and (
                 workspace_id is None or event.workspace_id == workspace_id
             )
 
-        subscription = Subscription(accepts, limit, self.subscribers.discard)
+        subscription = Subscription(accepts, limit, self.subscribers.discard, coalesce)
         self.subscribers.add(subscription)
         return subscription
 
@@ -227,8 +241,9 @@ class InMemoryEventBus:
         run_id: uuid.UUID | None = None,
         workspace_id: uuid.UUID | None = None,
         limit: int = DEFAULT_BUFFER,
+        coalesce: bool = True,
     ) -> Subscription:
-        return self.fanout.add(run_id, workspace_id, limit)
+        return self.fanout.add(run_id, workspace_id, limit, coalesce)
 
     async def close(self) -> None:
         self.fanout.close_all()
@@ -259,8 +274,9 @@ class RedisEventBus:
         run_id: uuid.UUID | None = None,
         workspace_id: uuid.UUID | None = None,
         limit: int = DEFAULT_BUFFER,
+        coalesce: bool = True,
     ) -> Subscription:
-        subscription = self.fanout.add(run_id, workspace_id, limit)
+        subscription = self.fanout.add(run_id, workspace_id, limit, coalesce)
         if self._listener is None:
             self._listening = asyncio.Event()
             self._listener = asyncio.create_task(self._listen(self._listening))

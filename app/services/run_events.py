@@ -50,7 +50,8 @@ async def _follow(
     after: int,
     quiet: float,
 ) -> AsyncGenerator[RunEvent, None]:
-    subscription = await bus.subscribe(run_id=run_id)
+    # Every event is wanted: a coalesced one would only be read back from the table.
+    subscription = await bus.subscribe(run_id=run_id, coalesce=False)
     last = after
     try:
         while True:

@@ -1,16 +1,25 @@
 """The /graphql endpoint as a whole: metrics, sessions closed per request, concurrency of
-sibling resolvers over one session, and the IDE page."""
+sibling resolvers over one session, the IDE page, and which origins may open a WebSocket."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterator
 
 import httpx
+import pytest
 from sqlalchemy.pool import QueuePool
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin, Subprotocol
 
+from app.asgi import create_app
 from app.runtime import Runtime
+from app.settings import Settings
 from tests.factories import World, create_sync
 from tests.graphql.client import data, error_codes, gql
+from tests.servers import serve_in_thread
 
 
 def sample(metrics_text: str, name: str, **labels: str) -> float | None:
@@ -101,3 +110,50 @@ async def test_sibling_resolvers_share_the_session_safely(
 async def test_graphiql_is_served_when_introspection_is_on(client: httpx.AsyncClient) -> None:
     page = await client.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200 and "graphiql" in page.text.lower()
+
+
+ALLOWED_ORIGIN = "https://console.example.com"
+
+
+@pytest.fixture
+def origins_server(settings: Settings) -> Iterator[str]:
+    """The app served with two allowed origins; yields its /graphql WebSocket URL."""
+    app = create_app(
+        settings.model_copy(update={"allowed_origins": f"{ALLOWED_ORIGIN}, https://b.test"})
+    )
+    with serve_in_thread(app, ws="websockets-sansio") as base:
+        yield base.replace("http://", "ws://") + "/graphql"
+
+
+async def acknowledged(url: str, origin: str | None, token: str) -> bool:
+    """Open a graphql-transport-ws socket sending `origin`; whether it was acknowledged."""
+    async with connect(
+        url,
+        subprotocols=[Subprotocol("graphql-transport-ws")],
+        origin=None if origin is None else Origin(origin),
+    ) as socket:
+        payload = {"Authorization": f"Bearer {token}"}
+        await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
+        return bool(json.loads(await socket.recv())["type"] == "connection_ack")
+
+
+async def test_websockets_from_other_origins_are_refused(origins_server: str, world: World) -> None:
+    same = origins_server.replace("ws://", "http://").removesuffix("/graphql")
+    for origin in (
+        "https://evil.example",
+        f"{ALLOWED_ORIGIN}.evil.example",
+        ALLOWED_ORIGIN.replace("https://", "http://"),
+        same.replace("127.0.0.1", "localhost"),
+        "null",
+    ):
+        with pytest.raises(InvalidStatus) as refused:
+            await acknowledged(origins_server, origin, world.viewer_token)
+        assert refused.value.response.status_code == 403, origin
+
+
+async def test_websockets_from_the_same_or_an_allowed_origin_are_accepted(
+    origins_server: str, world: World
+) -> None:
+    same = origins_server.replace("ws://", "http://").removesuffix("/graphql")
+    for origin in (None, same, ALLOWED_ORIGIN, ALLOWED_ORIGIN + "/", "https://b.test"):
+        assert await acknowledged(origins_server, origin, world.viewer_token), origin

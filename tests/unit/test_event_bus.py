@@ -57,3 +57,22 @@ async def test_the_buffer_bound_holds_across_runs_and_status_events_are_kept() -
     watcher.close()
     await bus.publish(event(runs[0], 4, "log"))
     assert len(watcher.pending()) == len(pending)
+
+
+async def test_a_subscriber_that_does_not_coalesce_keeps_every_event_up_to_the_bound() -> None:
+    """A run follower wants every event: progress goes only when the buffer overflows."""
+    bus = InMemoryEventBus()
+    run = uuid.uuid4()
+    follower = await bus.subscribe(run_id=run, limit=4, coalesce=False)
+    await bus.publish(event(run, 1, "status", status="running"))
+    for seq in range(2, 5):
+        await bus.publish(event(run, seq, "progress", done=seq))
+    assert [e.seq for e in follower.pending()] == [1, 2, 3, 4]
+    for seq in range(5, 8):
+        await bus.publish(event(run, seq, "progress", done=seq))
+    await bus.publish(event(run, 8, "status", status="succeeded"))
+    assert [e.seq for e in follower.pending()] == [1, 4, 5, 6, 7, 8]
+    assert follower.coalesced == 2
+    read = [await follower.get(within=0) for _ in range(7)]
+    assert [e.seq if e else None for e in read] == [1, 4, 5, 6, 7, 8, None]
+    await bus.close()
