@@ -12,7 +12,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -176,7 +176,7 @@ class FileConnection(SourceConnection):
 
     async def stream(
         self, statement: Executable, *, batch_size: int = 1000, field: str = "query"
-    ) -> AsyncIterator[Sequence[Sequence[Any]]]:
+    ) -> AsyncGenerator[Sequence[Sequence[Any]]]:
         streaming = self._conn.execution_options(stream_results=True)
         result = await self._call(lambda: streaming.execute(statement), field)
         try:

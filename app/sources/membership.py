@@ -1,9 +1,11 @@
 """The membership stream (DESIGN §5.1): an audience's members, in key order, batch by batch.
 
-Rows come through the source's streaming cursor (a server-side cursor on PostgreSQL, lazy
-fetches on SQLite and DuckDB), so memory holds one batch, never the audience. A split group is
-selected in Python from each key: the bucket is SHA-256 (which SQLite lacks), and one hashing
-implementation is the only way every dialect and every process agree on every member.
+Rows come a batch at a time: on PostgreSQL column by column through `COPY … TO STDOUT`
+(`postgres_copy`), or through a server-side cursor for the types COPY's text is not read back
+from; lazy fetches on SQLite and DuckDB. Memory holds a batch or two, never the audience. A
+split group is selected in Python from each key: the bucket is SHA-256 (which SQLite lacks),
+and one hashing implementation is the only way every dialect and every process agree on every
+member.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from typing import Any
 
 from app.sources.connection import SourceConnection
 from app.sources.filters import AudienceQuery
+from app.sources.source_connection import ColumnBatch
 from app.sources.splits import SplitLayout
 
 DEFAULT_BATCH = 5000
-#: Container objects a stream keeps alive per row of its batch size, at most: the driver's rows
-#: of the batch handed on and of the one being fetched, and each handed-on member's tuple and
-#: dict (see `young_generation_room`).
+#: Container objects a stream keeps alive per row of its batch size, at most: the source's
+#: rows of the batch handed on and of the one being fetched, and each handed-on member's tuple
+#: and dict (see `young_generation_room`).
 ROOM_PER_BATCH_ROW = 4
 
 
@@ -52,7 +55,7 @@ def member_key(value: object) -> str | None:
     return str(value)
 
 
-def member_keys(values: list[Any]) -> list[str | None]:
+def member_keys(values: Sequence[Any]) -> Sequence[str | None]:
     """`member_key` of each value; a column of plain integers or of text (PostgreSQL's keys,
     and most others) converts in one pass without a call per key."""
     kinds = set(map(type, values))
@@ -83,6 +86,38 @@ def _row_dicts_of_width(width: int) -> Callable[..., Callable[[Sequence[Sequence
     return bind
 
 
+Members = list[tuple[str | None, dict[str, Any]]]
+
+
+def member_rows(
+    names: Sequence[str],
+) -> Callable[[Sequence[str | None], Sequence[Sequence[Any]]], Members]:
+    """`row_dicts` for a batch given column by column (PostgreSQL's COPY path): a function
+    turning the batch's member keys and its columns (the key's first) into members."""
+    return _member_rows_of_width(len(names))(*names)
+
+
+@lru_cache(maxsize=128)
+def _member_rows_of_width(width: int) -> Callable[..., Callable[..., Members]]:
+    # The source holds only positions and the parameter names k0…kN: the column names (the
+    # model author's) reach the code as arguments, never as text of it.
+    keys = ", ".join(f"k{i}" for i in range(width))
+    values = ", ".join(f"v{i}" for i in range(width))
+    items = ", ".join(f"k{i}: v{i}" for i in range(width))
+    source = (
+        f"def bind({keys}):\n"
+        f"    return lambda keys, columns: [\n"
+        f"        (key, {{{items}}}) for key, {values} in zip(keys, *columns)\n"
+        f"    ]\n"
+    )
+    namespace: dict[str, Any] = {}
+    exec(
+        compile(source, f"<member_rows {width}>", "exec"), {"__builtins__": {"zip": zip}}, namespace
+    )
+    bind: Callable[..., Callable[..., Members]] = namespace["bind"]
+    return bind
+
+
 async def stream_members(
     connection: SourceConnection,
     query: AudienceQuery,
@@ -96,7 +131,8 @@ async def stream_members(
 
     A NULL key comes through as None (last) for the engine to count as invalid, except when a
     split group is selected: a member without a key belongs to no group. Close the iterator
-    (`contextlib.aclosing`) when leaving it early.
+    (`contextlib.aclosing`) when leaving it early: on PostgreSQL that stops the COPY at once
+    (an iterator left open keeps it running until the next statement on the connection).
     """
     batches = stream_member_batches(
         connection, query, columns=columns, split=split, batch_size=batch_size
@@ -114,29 +150,45 @@ async def stream_member_batches(
     columns: Sequence[str] | None = None,
     split: SplitSelection | None = None,
     batch_size: int = DEFAULT_BATCH,
-) -> AsyncGenerator[list[tuple[str | None, dict[str, Any]]]]:
+) -> AsyncGenerator[Members]:
     """The same members as `stream_members`, a batch at a time (cheaper per member).
 
-    This is the hot path of a sync: per row, one dict built by `row_dicts` and one key by
-    `member_keys`, no other Python work, and no garbage collections triggered by the batch in
-    flight (`young_generation_room`).
+    This is the hot path of a sync: per row, one dict built by `row_dicts` (or `member_rows`
+    from PostgreSQL's columns), one key by `member_keys` (or taken from COPY's text), no other
+    Python work, and no garbage collections triggered by the batch in flight
+    (`young_generation_room`).
     """
     statement = query.members(columns)
     names = [column.name for column in statement.selected_columns]  # the key comes first
-    as_dicts = row_dicts(names)
-    first = itemgetter(0)
+    as_members, as_dicts, first = member_rows(names), row_dicts(names), itemgetter(0)
     with young_generation_room(ROOM_PER_BATCH_ROW * batch_size):
-        async for rows in connection.stream(statement, batch_size=batch_size):
-            batch = list(zip(member_keys(list(map(first, rows))), as_dicts(rows), strict=True))
-            del rows  # held no longer than the driver holds them
-            if split is not None:
-                layout, salt, group = split.layout, split.salt, split.group
-                batch = [
-                    m for m in batch if m[0] is not None and layout.group_of(salt, m[0]) == group
-                ]
-            if batch:
-                yield batch
-            del batch
+        columnar = await connection.column_batches(statement, batch_size=batch_size)
+        batches = (
+            columnar
+            if columnar is not None
+            else connection.stream(statement, batch_size=batch_size)
+        )
+        async with aclosing(batches):
+            async for values in batches:
+                if isinstance(values, ColumnBatch):
+                    texts, by_column = values.key_texts, values.columns
+                    keys = member_keys(by_column[0]) if texts is None else texts
+                    batch = as_members(keys, by_column)
+                    del texts, by_column
+                else:  # rows
+                    keys = member_keys(list(map(first, values)))
+                    batch = list(zip(keys, as_dicts(values), strict=True))
+                del values, keys  # held no longer than the source holds them
+                if split is not None:
+                    layout, salt, group = split.layout, split.salt, split.group
+                    batch = [
+                        m
+                        for m in batch
+                        if m[0] is not None and layout.group_of(salt, m[0]) == group
+                    ]
+                if batch:
+                    yield batch
+                del batch
 
 
 class _YoungGeneration:

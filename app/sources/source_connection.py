@@ -4,7 +4,7 @@ database failure as a `SourceError` (422) carrying the database's message withou
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,16 @@ class FetchedRows:
     rows: list[AnyRow]
 
 
+@dataclass(frozen=True, slots=True)
+class ColumnBatch:
+    """A batch of rows as one sequence of values per column. `key_texts` is `str` of each
+    value of the first column when the connection had those texts at no cost (an integer
+    column without NULLs in COPY's text), else None."""
+
+    columns: list[Sequence[Any]]
+    key_texts: Sequence[str] | None = None
+
+
 class SourceConnection(ABC):
     """A read-only connection to one source; every statement runs under the timeout.
 
@@ -63,8 +73,15 @@ class SourceConnection(ABC):
     @abstractmethod
     def stream(
         self, statement: Executable, *, batch_size: int = 1000, field: str = "query"
-    ) -> AsyncIterator[Sequence[Sequence[Any]]]:
+    ) -> AsyncGenerator[Sequence[Sequence[Any]]]:
         """Run `statement` and yield its rows in batches, never holding the whole result."""
+
+    async def column_batches(
+        self, statement: Executable, *, batch_size: int = 1000, field: str = "query"
+    ) -> AsyncGenerator[ColumnBatch] | None:
+        """The batches of `statement` column by column, when the connection reads them
+        faster that way than `stream` (PostgreSQL's COPY); None when `stream` is the way."""
+        return None
 
     @abstractmethod
     async def close(self) -> None: ...

@@ -1,5 +1,6 @@
 """Hostile values are data, never SQL: the compiled statement is the same whatever the value, the
-result is exactly the rows holding it, and nothing but a 422 ever comes out."""
+result is exactly the rows holding it, and nothing but a 422 ever comes out; on PostgreSQL the
+membership stream inlines them into a COPY, and the members are the same rows."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from hypothesis import strategies as st
 from app.errors import InvalidInput
 from app.sources.connection import SourceConnection
 from app.sources.filters import compile_audience
+from app.sources.membership import stream_members
 from app.sources.model import ModelSpec
-from tests.sources.support import NOW, DictResolver, RealSource, fetch_keys
+from app.sources.postgres_copy import inline_statement
+from tests.sources.support import NOW, DictResolver, RealSource, collect, fetch_keys
 
 WEIRD = "we\"ird 'col"
 HOSTILE = [
@@ -89,6 +92,12 @@ async def check(
     dialect = connection.dialect
     assert str(query.keys().compile(dialect=dialect)) == str(benign.keys().compile(dialect=dialect))
     assert set(await fetch_keys(connection, query.keys())) == expected(op, value, column)
+    if dialect.name == "postgresql":  # the stream below goes through COPY, values inlined
+        assert inline_statement(query.members([]), dialect) is not None
+    members = await collect(stream_members(connection, query, columns=[column]))
+    assert {int(key or 0) for key, _ in members} == expected(op, value, column)
+    stored = HOSTILE if column == "name" else [v[::-1] for v in HOSTILE]
+    assert all(row == {"id": int(key or 0), column: stored[row["id"] - 1]} for key, row in members)
 
 
 @pytest.mark.parametrize("value", HOSTILE, ids=[repr(v[:12]) + f"[{len(v)}]" for v in HOSTILE])
