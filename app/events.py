@@ -104,6 +104,7 @@ class Subscription:
         self._unsubscribe = unsubscribe
         self._events: deque[RunEvent] = deque()
         self._ready = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
         self.closed = False
         #: Progress events replaced or dropped before they were read.
         self.coalesced = 0
@@ -145,17 +146,33 @@ class Subscription:
         return list(self._events)
 
     async def get(self, within: float | None = None) -> RunEvent | None:
-        """The next event; None after `within` seconds without one, or once closed."""
+        """The next event; None after `within` seconds without one, or once closed.
+
+        The timer is armed lazily: one that would fire after the new deadline is kept, and
+        when it fires early it only wakes this loop, which re-arms it for what remains. A
+        subscriber that gets an event every few milliseconds then schedules about one timer
+        per `within` seconds rather than one per event."""
+        if self._events:
+            return self._events.popleft()
+        deadline = None if within is None else asyncio.get_running_loop().time() + within
         while not self._events:
             if self.closed:
                 return None
+            if deadline is not None:
+                loop = asyncio.get_running_loop()
+                if loop.time() >= deadline:
+                    return None
+                if self._timer is None or self._timer.when() > deadline:
+                    if self._timer is not None:
+                        self._timer.cancel()
+                    self._timer = loop.call_at(deadline, self._wake)
             self._ready.clear()
-            try:
-                async with asyncio.timeout(within):  # no task per wait, unlike wait_for
-                    await self._ready.wait()
-            except TimeoutError:
-                return None
+            await self._ready.wait()
         return self._events.popleft()
+
+    def _wake(self) -> None:
+        self._timer = None
+        self._ready.set()
 
     def __aiter__(self) -> AsyncIterator[RunEvent]:
         return self._iterate()
@@ -167,6 +184,9 @@ class Subscription:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             self._ready.set()
             self._unsubscribe(self)
 

@@ -94,10 +94,13 @@ class Subscriber:
                 break
         await self.socket.close()
 
-    def delays(self, published: dict[int, float], since: float) -> tuple[list[float], list[int]]:
-        """The delay in ms of each event published after `since`, and every sequence number
-        received."""
-        delays, seqs = [], []
+    def delays(
+        self, published: dict[int, float], since: float
+    ) -> tuple[list[tuple[int, float]], list[int]]:
+        """(seq, delay in ms) of each event published after `since`, and every sequence
+        number received."""
+        delays: list[tuple[int, float]] = []
+        seqs: list[int] = []
         for at, text in self.received:
             result = json.loads(text)["payload"]
             if result.get("errors"):
@@ -105,7 +108,7 @@ class Subscriber:
             seq = result["data"]["syncRunEvents"]["seq"]
             seqs.append(seq)
             if published[seq] >= since:
-                delays.append((at - published[seq]) * 1000)
+                delays.append((seq, (at - published[seq]) * 1000))
         return delays, seqs
 
 
@@ -321,13 +324,28 @@ def report(
     """Delays count the events published once every subscriber was in place (the run's
     `queued` event comes before them, and they receive it from the table)."""
     delays: list[float] = []
+    worst: dict[int, float] = {}
     whole = True
     for subscriber in subscribers:
         mine, seqs = subscriber.delays(published, live_from)
-        delays.extend(mine)
+        delays.extend(delay for _, delay in mine)
+        for seq, delay in mine:
+            worst[seq] = max(worst.get(seq, 0.0), delay)
         whole &= subscriber.completed and seqs == sorted(published)
     delays.sort()
     live = sorted(at for at in published.values() if at >= live_from)
+    # The events whose last subscriber waited longest, and how soon each was published after
+    # the event before it (a burst of events queues behind itself).
+    slowest = [
+        {
+            "seq": seq,
+            "max_ms": round(delay, 1),
+            "after_previous_ms": round((published[seq] - published[seq - 1]) * 1000, 1)
+            if seq - 1 in published
+            else None,
+        }
+        for seq, delay in sorted(worst.items(), key=lambda item: -item[1])[:5]
+    ]
     span = live[-1] - live[0]
     return {
         "benchmark": "fanout",
@@ -341,6 +359,7 @@ def report(
         "api_rss_before_mb": round(rss_before, 1),
         "api_rss_subscribed_mb": round(rss_after, 1),
         "every_subscriber_got_every_event": whole,
+        "slowest_events": slowest,
         "members": arguments.members,
         "batch_size": arguments.batch_size,
     }

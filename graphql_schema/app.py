@@ -14,17 +14,21 @@ setup`), so the page names no other host.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.errors import Unauthenticated
@@ -39,6 +43,10 @@ from app.web import (
 )
 from graphql_schema.context import GraphQLContext
 from graphql_schema.schema import build_schema
+from graphql_schema.shared_results import SHARED
+
+#: strawberry's JSON encoding (`encode_json`), which shared payloads reproduce.
+COMPACT = (",", ":")
 
 #: Where a request's context is kept (in the ASGI scope's state) until the request ends.
 CONTEXT_KEY = "signalsmith.graphql_context"
@@ -76,6 +84,27 @@ class PingingTransportWSHandler(BaseGraphQLTransportWSHandler[GraphQLContext, No
             await super().handle()
         finally:
             pinger.cancel()
+
+    async def send_message(self, message: Message) -> None:
+        """A `next` whose data is a shared subscription result (`shared_results`) is sent
+        with the payload encoded once for every socket; anything else as strawberry does."""
+        if message["type"] == "next" and self._encode_json_is_default:
+            payload = message["payload"]
+            if len(payload) == 1 and "data" in payload:
+                encoded = SHARED.encoded_payload(payload["data"])
+                if encoded is not None:
+                    operation_id = json.dumps(message["id"], separators=COMPACT)
+                    text = f'{{"id":{operation_id},"type":"next","payload":{encoded}}}'
+                    try:
+                        await self.websocket.ws.send_text(text)  # type: ignore[attr-defined]
+                    except WebSocketDisconnect as exc:
+                        raise WebSocketDisconnected from exc
+                    return
+        await super().send_message(message)
+
+    @functools.cached_property
+    def _encode_json_is_default(self) -> bool:
+        return type(self.view).encode_json is GraphQL.encode_json and hasattr(self.websocket, "ws")
 
     async def _ping(self, interval: float) -> None:
         while True:

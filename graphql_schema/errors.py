@@ -16,6 +16,7 @@ from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.types.execution import ExecutionResult, StreamExecutionResult
 
 from app.errors import AppError
 
@@ -33,6 +34,15 @@ def is_unexpected(error: GraphQLError) -> bool:
 class MaskUnexpectedErrors(MaskErrors):
     def __init__(self) -> None:
         super().__init__(should_mask_error=is_unexpected)
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        """A plain subscription result without errors (nearly all of them) needs no masking;
+        skip strawberry's runtime Protocol check, which costs on every event and socket."""
+        if type(result) is ExecutionResult and not result.errors:
+            self._stream_result_processed = True
+            yield None
+            return
+        yield from super().on_stream_result(result)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         masked = super().anonymise_error(error)

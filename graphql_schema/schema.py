@@ -3,10 +3,11 @@ operation runs through (limits, error codes and masking, metrics)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterator
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, parse
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
@@ -19,7 +20,28 @@ from graphql_schema.mutations import Mutation
 from graphql_schema.operation_metrics import OperationMetrics, OperationNames
 from graphql_schema.queries import Query
 from graphql_schema.scalars import SCALAR_MAP
+from graphql_schema.shared_results import SharedEventExecutor
 from graphql_schema.subscriptions import Subscription
+
+#: Distinct document texts kept parsed.
+PARSED_DOCUMENTS = 256
+
+_parse = functools.lru_cache(maxsize=PARSED_DOCUMENTS)(parse)
+
+
+class CachedParse(SchemaExtension):
+    """One parsed document per distinct text (and parse options), shared by every request
+    and subscriber that sends it. A text that does not parse is left to strawberry, which
+    reports the error as usual (GRAPHQL_PARSE_FAILED)."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.query and context.graphql_document is None:
+            try:
+                context.graphql_document = _parse(context.query, **context.parse_options)
+            except (GraphQLError, TypeError):  # TypeError: options that cannot be hashed
+                pass
+        yield
 
 
 class GatewaySchema(strawberry.Schema):
@@ -50,6 +72,8 @@ def _is_subscription(execution_context: ExecutionContext) -> bool:
 def build_schema(*, metrics: Metrics | None = None, introspection: bool = True) -> GatewaySchema:
     extensions: list[Callable[[], SchemaExtension]] = [
         *limit_extensions(introspection=introspection),
+        # One parsed document per distinct text (module-level LRU), not one per subscriber.
+        CachedParse,
         ErrorCodes,
         MaskUnexpectedErrors,
     ]
@@ -62,4 +86,5 @@ def build_schema(*, metrics: Metrics | None = None, introspection: bool = True) 
         subscription=Subscription,
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=extensions,
+        execution_context_class=SharedEventExecutor,
     )

@@ -20,6 +20,11 @@ class SyncRunEvent:
     payload: JSON
     at: datetime
 
+    def shared_result_key(self) -> tuple[str, int]:
+        """Every field depends only on the stored event, never on the caller: subscribers
+        with the same document share one execution per event (`graphql_schema.shared_results`)."""
+        return (str(self.run_id), self.seq)
+
     @classmethod
     def from_event(cls, event: RunEvent) -> SyncRunEvent:
         payload: Any = event.payload

@@ -3,6 +3,7 @@ progress coalesces to the latest while status events are never dropped."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -76,3 +77,33 @@ async def test_a_subscriber_that_does_not_coalesce_keeps_every_event_up_to_the_b
     read = [await follower.get(within=0) for _ in range(7)]
     assert [e.seq if e else None for e in read] == [1, 4, 5, 6, 7, 8, None]
     await bus.close()
+
+
+async def test_get_times_out_after_its_own_wait_however_the_timer_was_armed() -> None:
+    """The quiet timer is re-armed lazily: an earlier, longer wait leaves a timer behind
+    that must neither cut a later wait short nor stretch a shorter one."""
+    bus = InMemoryEventBus()
+    run = uuid.uuid4()
+    follower = await bus.subscribe(run_id=run, coalesce=False)
+    loop = asyncio.get_running_loop()
+
+    async def publish_soon(seq: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await bus.publish(event(run, seq, "progress", done=seq))
+
+    for seq in (1, 2, 3):  # each wait ends with an event long before its deadline
+        task = asyncio.create_task(publish_soon(seq, 0.01))
+        got = await follower.get(within=30)
+        await task
+        assert got is not None and got.seq == seq
+    started = loop.time()
+    assert await follower.get(within=0.05) is None  # shorter than the timer left behind
+    assert 0.04 <= loop.time() - started < 1
+    started = loop.time()
+    task = asyncio.create_task(publish_soon(4, 0.15))
+    got = await follower.get(within=0.3)  # longer than a timer that fires early
+    assert got is not None and got.seq == 4 and loop.time() - started >= 0.14
+    await task
+    assert await follower.get(within=0) is None
+    await bus.close()
+    assert await follower.get(within=5) is None  # closed: at once
