@@ -16,10 +16,25 @@ from app.asgi import create_app
 from app.db import migrate
 from app.runtime import Runtime
 from app.settings import Settings
+from tests.destinations.receiver import Receiver
 from tests.factories import World, create_world
+from tests.servers import serve_in_thread
 from tests.services import POSTGRES_ADMIN_URL, require_reachable, unique_name
 
 DIALECTS = ["sqlite", "postgres"]
+
+
+@pytest.fixture
+def receiver() -> Receiver:
+    """A real webhook receiver that checks the `hook-secret` signature (tests/sync overrides it
+    with an unsigned one)."""
+    return Receiver(secret="hook-secret")
+
+
+@pytest.fixture
+def hook_url(receiver: Receiver) -> Iterator[str]:
+    with serve_in_thread(receiver.app()) as base:
+        yield f"{base}/hook"
 
 
 @pytest.fixture(scope="session")

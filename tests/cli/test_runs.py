@@ -8,7 +8,7 @@ import pty
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,17 +57,6 @@ class Served:
 
     def slow_batches(self, count: int, delay: float = 0.4) -> None:
         self.receiver.script.extend(Scripted(200, delay=delay) for _ in range(count))
-
-
-@pytest.fixture
-def receiver() -> Receiver:
-    return Receiver(secret="hook-secret")
-
-
-@pytest.fixture
-def hook_url(receiver: Receiver) -> Iterator[str]:
-    with serve_in_thread(receiver.app()) as base:
-        yield f"{base}/hook"
 
 
 @pytest.fixture

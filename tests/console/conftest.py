@@ -4,7 +4,7 @@ request it makes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,6 @@ from app.db import migrate_async
 from app.runtime import Runtime
 from app.settings import Settings
 from tests.console.browser import CHROMIUM, CHROMIUM_ARGS, INSTALL_CHROMIUM, Console, Recorded
-from tests.destinations.receiver import Receiver
 from tests.servers import serve_in_thread
 
 
@@ -62,17 +61,6 @@ async def console(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Con
             yield Console(base, runtime)
     finally:
         await runtime.close()
-
-
-@pytest.fixture
-def receiver() -> Receiver:
-    return Receiver(secret="hook-secret")
-
-
-@pytest.fixture
-def hook_url(receiver: Receiver) -> Iterator[str]:
-    with serve_in_thread(receiver.app()) as base:
-        yield f"{base}/hook"
 
 
 @pytest.fixture

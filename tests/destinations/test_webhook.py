@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -15,20 +15,8 @@ from app.destinations.base import Batch, Operation, Record, TerminalError
 from app.destinations.delivery import RetryPolicy, deliver
 from app.destinations.webhook import WebhookConnector, parse_retry_after
 from tests.destinations.receiver import Receiver, Scripted
-from tests.servers import serve_in_thread
 
 FAST = RetryPolicy(attempts=4, initial_delay=0.01, max_delay=0.2)
-
-
-@pytest.fixture
-def receiver() -> Receiver:
-    return Receiver(secret="hook-secret")
-
-
-@pytest.fixture
-def hook_url(receiver: Receiver) -> Iterator[str]:
-    with serve_in_thread(receiver.app()) as base:
-        yield f"{base}/hook"
 
 
 def connector_for(url: str, policy: AddressPolicy = allow_all, **extra: object) -> WebhookConnector:

@@ -3,7 +3,7 @@ database of the test's own (for tests whose reaper acts on every run it finds)."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -12,20 +12,7 @@ import pytest
 from app.db import migrate_async
 from app.runtime import Runtime
 from app.settings import Settings
-from tests.destinations.receiver import Receiver
-from tests.servers import serve_in_thread
 from tests.services import POSTGRES_ADMIN_URL, unique_name
-
-
-@pytest.fixture
-def receiver() -> Receiver:
-    return Receiver(secret="hook-secret")
-
-
-@pytest.fixture
-def hook_url(receiver: Receiver) -> Iterator[str]:
-    with serve_in_thread(receiver.app()) as base:
-        yield f"{base}/hook"
 
 
 @pytest.fixture
