@@ -9,8 +9,9 @@ documented window (HubSpot 100 requests / 10 s, Braze 3 000 / 3 s) and answers 4
 Prints, per connector: `members`, `requests` (every request the emulator saw), `elapsed_s`
 (the run's `started_at` → `finished_at`), `allowed_requests` (the window's rate times elapsed),
 `budget_used` (requests / allowed), `throttled` (429s from the window), the run's `status` and
-`held` (members the emulator holds afterwards), and `ms_per_request` (elapsed / requests: the
-engine's round trip when the budget is not the bound). Everything lives in a temporary folder,
+`held` (members the emulator holds afterwards), `ms_per_request` (elapsed / requests: the
+engine's round trip when the budget is not the bound), and `process_cpu_s` (this process's CPU
+during the sync, the emulator's thread included). Everything lives in a temporary folder,
 removed at the end.
 """
 
@@ -82,7 +83,9 @@ async def measure(harness: Harness, members: int, folder: Path) -> dict[str, Any
     window = emulator.window
     assert window is not None
     with serve(emulator.app()) as base_url:
+        cpu = time.process_time()
         run = await _sync(settings, path, harness, harness.config(emulator, base_url))
+        cpu = time.process_time() - cpu
     assert run.started_at is not None and run.finished_at is not None
     elapsed = (run.finished_at - run.started_at).total_seconds()
     requests = len(emulator.log)
@@ -99,6 +102,8 @@ async def measure(harness: Harness, members: int, folder: Path) -> dict[str, Any
         "status": str(run.status),
         "held": len(emulator.members()),
         "ms_per_request": round(elapsed / requests * 1000, 2),
+        # This process's CPU over the sync, the emulator's thread included (one GIL).
+        "process_cpu_s": round(cpu, 2),
         "window": f"{window.requests}/{window.seconds:g}s",
     }
 

@@ -38,7 +38,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.db import migrate
-from app.queue import deserialize_job, run_job_id
+from app.queue import deserialize_job, run_job_id, serialize_job
 from app.runtime import Runtime
 from app.services import audiences, destinations, parent_models, runs, sources, syncs
 from app.services.workspaces import bootstrap
@@ -90,6 +90,31 @@ def serve(app: Starlette) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds used so far by every PostgreSQL process of this machine (the source's and
+    the metadata's backends; a server elsewhere counts nothing)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                name, rest = stat.read().split(" (", 1)[1].rsplit(")", 1)
+        except OSError:
+            continue
+        if name == "postgres":
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int, field: str) -> float:
@@ -174,7 +199,10 @@ async def sync_runs(
                 "audience_id": str(audience.id),
                 "destination_id": str(hook.id),
                 "sync_mode": "mirror",
-                "config": {"batch_size": arguments.batch_size},
+                "config": {
+                    "batch_size": arguments.batch_size,
+                    **({"concurrency": arguments.concurrency} if arguments.concurrency else {}),
+                },
                 "field_mapping": [
                     {"source_column": "email", "destination_field": "email"},
                     {"source_column": "plan", "destination_field": "plan"},
@@ -196,11 +224,19 @@ async def sync_runs(
     pool = await create_pool(
         RedisSettings.from_dsn(REDIS_URL),
         default_queue_name=settings.queue_name,
+        job_serializer=serialize_job,
         job_deserializer=deserialize_job,
     )
+    # A run triggered while the worker still starts would time its start-up, not its pickup.
+    ping = await pool.enqueue_job("ping", _queue_name=settings.queue_name)
+    assert ping is not None
+    await ping.result(timeout=60)
     finished: list[SyncRun] = []
+    cpu: list[float] = []
+    server_cpu: list[float] = []
 
     async def one_run() -> SyncRun:
+        before, server_before = cpu_s(worker.pid), postgres_cpu_s()
         async with runtime.context(f"Bearer {boot.token}") as ctx:
             run = await runs.trigger_sync_run(ctx, workspace_id=wid, sync_id=sync.id)
         await Job(
@@ -210,6 +246,8 @@ async def sync_runs(
             done = await session.get(SyncRun, run.id)
         assert done is not None and done.status == "succeeded", done
         finished.append(done)
+        cpu.append(round(cpu_s(worker.pid) - before, 2))
+        server_cpu.append(round(postgres_cpu_s() - server_before, 2))
         return done
 
     def seconds(run: SyncRun) -> float:
@@ -247,7 +285,11 @@ async def sync_runs(
         "peak_rss_mb": round(peak, 1),
         "rss_after_first_mb": round(rss_after_first, 1),
         "trigger_to_running_ms": round(statistics.median(latency), 1),
+        "trigger_to_running_each_ms": [round(ms, 1) for ms in latency],
+        "worker_cpu_s": {"first": cpu[0], "noop": cpu[1], "churn": cpu[2]},
+        "postgres_cpu_s": {"first": server_cpu[0], "noop": server_cpu[1], "churn": server_cpu[2]},
         "batch_size": arguments.batch_size,
+        "concurrency": arguments.concurrency or "default",
     }
 
 
@@ -255,6 +297,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.sync", description=__doc__)
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument(
+        "--concurrency", type=int, default=0, help="the sync's config.concurrency (0: default)"
+    )
     parser.add_argument("--url", default=DEFAULT_URL, help="PostgreSQL admin URL")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     return parser.parse_args(argv)

@@ -234,6 +234,7 @@ SPEC = DestinationSpec(
     build=lambda config, options: BrazeConnector(config, options),
     max_batch_size=BrazeConnector.max_batch_size,
     default_batch_size=BrazeConnector.default_batch_size,
+    concurrency=16,
     fields=FIELDS,
     custom_fields=True,
     needs_identifier=True,

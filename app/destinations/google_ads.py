@@ -298,6 +298,7 @@ SPEC = CustomerMatchSpec(
     build=lambda config, options: GoogleAdsConnector(config, options),
     max_batch_size=GoogleAdsConnector.max_batch_size,
     default_batch_size=GoogleAdsConnector.default_batch_size,
+    concurrency=2,
     fields=FIELDS,
     custom_fields=False,
     needs_identifier=True,

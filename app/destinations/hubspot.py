@@ -336,6 +336,7 @@ SPEC = DestinationSpec(
     build=lambda config, options: HubSpotConnector(config, options),
     max_batch_size=HubSpotConnector.max_batch_size,
     default_batch_size=HubSpotConnector.default_batch_size,
+    concurrency=2,
     fields=FIELDS,
     custom_fields=True,
     needs_identifier=True,

@@ -400,6 +400,7 @@ SPEC = DestinationSpec(
     build=lambda config, options: KlaviyoConnector(config, options),
     max_batch_size=KlaviyoConnector.max_batch_size,
     default_batch_size=KlaviyoConnector.default_batch_size,
+    concurrency=2,
     fields=FIELDS,
     custom_fields=True,
     needs_identifier=True,

@@ -61,6 +61,10 @@ class DestinationSpec:
     #: A sync must map at least one identifier field.
     needs_identifier: bool = False
     rate_limit: RateLimit | None = None
+    #: Batches one run keeps in flight at once unless its sync's `config.concurrency` says
+    #: otherwise (DESIGN §5.5); the rate limit still paces the requests. 1: the connector
+    #: sends one batch at a time, whatever the sync asks.
+    concurrency: int = 1
     on_exit: frozenset[OnExit] = frozenset({OnExit.remove})
     #: Config fields whose value names the account the rate limit applies to.
     account_fields: tuple[str, ...] = ()

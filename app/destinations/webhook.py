@@ -166,4 +166,5 @@ SPEC = DestinationSpec(
     build=lambda config, options: WebhookConnector(config, policy=options.policy),
     max_batch_size=WebhookConnector.max_batch_size,
     default_batch_size=WebhookConnector.default_batch_size,
+    concurrency=8,
 )

@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import col
 
 from app.destinations.base import AccessDenied, TerminalError
 from app.destinations.registry import build_connector, spec_for
-from app.errors import AppError
+from app.destinations.spec import DestinationSpec
+from app.errors import AppError, InvalidInput, NotFound
 from app.events import publisher
 from app.runs import TERMINAL_STATUSES, IllegalTransition, transition_run
 from app.runtime import Runtime
-from app.services.audience_members import stream_audience_members
+from app.services.audience_queries import load_audience
+from app.services.sources import open_stored_source
+from app.sources.membership import SplitSelection, stream_member_batches
 from app.sync.engine import EngineInput, SyncEngine
 from app.sync.outcome import apply_run_outcome
 from models import Audience, AudienceSync, Destination, ParentModel, SyncRun
@@ -100,13 +106,15 @@ async def _execute(runtime: Runtime, run: SyncRun) -> None:
         )
     except TerminalError as exc:
         raise _Unrunnable("destination_unavailable", str(exc)) from None
-    members = stream_audience_members(
+    members = _member_batches(
         runtime,
         workspace_id=sync.workspace_id,
         audience_id=audience.id,
         split_group_id=sync.split_group_id,
         columns=columns,
     )
+    fields = [item["destination_field"] for item in sync.field_mapping]
+    mapped = [spec.by_name[name] for name in fields if name in spec.by_name]
     job = EngineInput(
         run_id=run.id,
         sync=sync,
@@ -118,13 +126,57 @@ async def _execute(runtime: Runtime, run: SyncRun) -> None:
         retry_failed_only=run.retry_failed_only,
         timeout=runtime.settings.run_timeout_seconds,
         publish=publisher(runtime.events, sync.workspace_id),
-        prepare=lambda payload: spec.prepare(payload, region),
-        identify=spec.identifiers,
+        # Fields the destination neither normalises nor requires go as mapped.
+        prepare=(
+            (lambda payload: spec.prepare(payload, region))
+            if spec.needs_identifier or any(f.normalizer for f in mapped)
+            else None
+        ),
+        identify=spec.identifiers if any(f.identifier for f in mapped) else None,
+        concurrency=concurrency_of(spec, sync.config),
     )
     try:
         await SyncEngine(runtime.database.engine, job).run(run)
     finally:
         await connector.close()
+
+
+def concurrency_of(spec: DestinationSpec, config: dict[str, Any]) -> int:
+    """Batches a run keeps in flight: the sync's `config.concurrency`, else the destination
+    type's default; always 1 for a type that sends one batch at a time."""
+    asked = config.get("concurrency")
+    if spec.concurrency <= 1 or not asked:
+        return max(1, spec.concurrency)
+    return int(asked)
+
+
+async def _member_batches(
+    runtime: Runtime,
+    *,
+    workspace_id: uuid.UUID,
+    audience_id: uuid.UUID,
+    split_group_id: uuid.UUID | None,
+    columns: Sequence[str],
+) -> AsyncIterator[list[tuple[str | None, dict[str, Any]]]]:
+    """The audience's members a batch at a time: `stream_audience_members` without its
+    step per member (the engine takes batches)."""
+    async with runtime.database.session() as session:
+        audience = await session.get(Audience, audience_id)
+        if audience is None or audience.workspace_id != workspace_id:
+            raise NotFound.of("audience", audience_id)
+        stored = await load_audience(session, audience)
+    split = None
+    if split_group_id is not None:
+        if stored.layout is None or split_group_id not in stored.layout.ranges:
+            raise InvalidInput.field(
+                "split_group_id", f"no split group {split_group_id} in audience {audience_id}"
+            )
+        split = SplitSelection(audience.split_salt, stored.layout, split_group_id)
+    async with open_stored_source(runtime.settings, runtime.cipher, stored.source) as connection:
+        batches = stream_member_batches(connection, stored.query, columns=columns, split=split)
+        async with aclosing(batches):
+            async for batch in batches:
+                yield batch
 
 
 async def _heartbeat(runtime: Runtime, run_id: uuid.UUID) -> None:

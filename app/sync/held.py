@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, Numeric, cast, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Integer, Numeric, cast, delete, func, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from models import SyncedMember
 from models.columns import utcnow
 
-#: Rows per upsert statement: 5 parameters each, well under every driver's limit.
-UPSERT_CHUNK = 2000
+#: Held members read from the database at a time.
+HELD_BATCH = 5000
 
 
 def sort_key_for(numeric: bool) -> Any:
@@ -32,11 +33,13 @@ def key_order(key: Any, dialect: str, numeric: bool) -> Any:
 
 
 async def held_members(
-    engine: AsyncEngine, sync_id: uuid.UUID, *, numeric: bool
-) -> AsyncIterator[tuple[str, str]]:
-    """(member_key, fingerprint) held for the sync, streamed in the membership's key order.
+    engine: AsyncEngine, sync_id: uuid.UUID, *, numeric: bool, batch_size: int = HELD_BATCH
+) -> AsyncIterator[Sequence[tuple[str, str]]]:
+    """(member_key, fingerprint) held for the sync, in batches, in the membership's key order.
 
     Reads on its own connection, so batches committed meanwhile do not disturb the stream.
+    On PostgreSQL the driver's cursor is read directly: its records are (key, fingerprint)
+    pairs already, and a run reads as many as the audience has members.
     """
     order = key_order(col(SyncedMember.member_key), engine.dialect.name, numeric)
     query = (
@@ -45,9 +48,19 @@ async def held_members(
         .order_by(order)
     )
     async with engine.connect() as connection:
-        result = await connection.stream(query.execution_options(yield_per=5000))
-        async for key, fingerprint in result:
-            yield str(key), str(fingerprint)
+        if engine.dialect.name == "postgresql":
+            compiled = query.compile(dialect=engine.dialect)
+            parameters = [compiled.params[name] for name in compiled.positiontup or ()]
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            async with driver.transaction(readonly=True):
+                cursor = await driver.cursor(str(compiled), *parameters)
+                while records := await cursor.fetch(batch_size):
+                    yield records
+            return
+        result = await connection.stream(query.execution_options(yield_per=batch_size))
+        async for rows in result.partitions():
+            yield [(key, fingerprint) for key, fingerprint in rows]
 
 
 async def held_count(session: AsyncSession, sync_id: uuid.UUID) -> int:
@@ -80,26 +93,28 @@ Sent = tuple[str, str, dict[str, Any] | None]
 async def record_sent(
     session: AsyncSession,
     sync_id: uuid.UUID,
-    upserts: Iterable[Sent],
-    removed: Iterable[str],
+    upserts: Sequence[Sent],
+    removed: Sequence[str],
 ) -> None:
-    """Record acknowledged rows (in the caller's transaction): upserts hold, removals drop."""
+    """Record acknowledged rows (in the caller's transaction): upserts hold, removals drop.
+
+    One statement for any number of upserts: PostgreSQL takes them as arrays (`unnest`), so
+    the server plans and runs one insert; SQLite takes them as one `executemany`.
+    """
     now = utcnow()
-    rows = [
-        {
-            "sync_id": sync_id,
-            "member_key": key,
-            "fingerprint": fp,
-            "identifiers": identifiers or None,
-            "synced_at": now,
-        }
-        for key, fp, identifiers in upserts
-    ]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # Chunks keep each statement under the drivers' bound-parameter limits (asyncpg: 32 767).
-    for start in range(0, len(rows), UPSERT_CHUNK):
-        statement = insert(SyncedMember).values(rows[start : start + UPSERT_CHUNK])
+    if upserts and session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            _UNNEST_UPSERT,
+            {
+                "sync_id": sync_id,
+                "keys": [key for key, _, _ in upserts],
+                "fingerprints": [fp for _, fp, _ in upserts],
+                "identifiers": [json.dumps(ids) if ids else None for _, _, ids in upserts],
+                "now": now,
+            },
+        )
+    elif upserts:
+        statement = sqlite.insert(SyncedMember.__table__)  # type: ignore[attr-defined]
         statement = statement.on_conflict_do_update(
             index_elements=["sync_id", "member_key"],
             set_={
@@ -108,12 +123,32 @@ async def record_sent(
                 "synced_at": statement.excluded.synced_at,
             },
         )
-        await session.execute(statement)
-    keys = list(removed)
-    for start in range(0, len(keys), 500):
+        rows = [
+            {
+                "sync_id": sync_id,
+                "member_key": key,
+                "fingerprint": fp,
+                "identifiers": identifiers or None,
+                "synced_at": now,
+            }
+            for key, fp, identifiers in upserts
+        ]
+        await session.execute(statement, rows)
+    for start in range(0, len(removed), 500):
         await session.execute(
             delete(SyncedMember).where(
                 col(SyncedMember.sync_id) == sync_id,
-                col(SyncedMember.member_key).in_(keys[start : start + 500]),
+                col(SyncedMember.member_key).in_(removed[start : start + 500]),
             )
         )
+
+
+_UNNEST_UPSERT = text(
+    "INSERT INTO synced_members (sync_id, member_key, fingerprint, identifiers, synced_at) "
+    "SELECT CAST(:sync_id AS UUID), key, fingerprint, CAST(identifiers AS JSONB), "
+    "CAST(:now AS TIMESTAMPTZ) "
+    "FROM unnest(CAST(:keys AS TEXT[]), CAST(:fingerprints AS TEXT[]), "
+    "CAST(:identifiers AS TEXT[])) AS sent (key, fingerprint, identifiers) "
+    "ON CONFLICT (sync_id, member_key) DO UPDATE SET fingerprint = excluded.fingerprint, "
+    "identifiers = excluded.identifiers, synced_at = excluded.synced_at"
+)

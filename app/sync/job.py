@@ -4,22 +4,18 @@ ends early (`RunStopped`)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.destinations.base import Connector, Operation
 from app.destinations.delivery import RetryPolicy
 from app.runs import Publish
+from app.sync.plan import Payload
 from models import AudienceSync
 from models.enums import RunStatus
 
 OPERATIONS = tuple(op.value for op in Operation)
-Payload = dict[str, Any]
-
-
-def _no_identifiers(_: Payload) -> Payload:
-    return {}
 
 
 class RunStopped(Exception):
@@ -59,8 +55,8 @@ class Tally:
 class EngineInput:
     run_id: uuid.UUID
     sync: AudienceSync
-    #: (member_key, row) in key order; None keys last.
-    members: AsyncIterator[tuple[str | None, dict[str, Any]]]
+    #: Batches of (member_key, row) in key order; None keys last.
+    members: AsyncIterator[Sequence[tuple[str | None, dict[str, Any]]]]
     numeric_keys: bool
     connector: Connector
     full_resync: bool = False
@@ -71,7 +67,11 @@ class EngineInput:
     timeout: float | None = None
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     publish: Publish | None = None
-    #: The destination's normalisation of a mapped payload; raises `InvalidValue`.
-    prepare: Callable[[Payload], Payload] = dict
-    #: The identifying part of a prepared payload, kept to remove the member later.
-    identify: Callable[[Payload], Payload] = _no_identifiers
+    #: The destination's normalisation of a mapped payload; raises `InvalidValue` (None:
+    #: the payload goes as mapped).
+    prepare: Callable[[Payload], Payload] | None = None
+    #: The identifying part of a prepared payload, kept to remove the member later (None:
+    #: the destination keeps no identifiers).
+    identify: Callable[[Payload], Payload] | None = None
+    #: The most batches the run keeps in flight at once (DESIGN §5.5).
+    concurrency: int = 1

@@ -9,7 +9,7 @@ looks its members up here to count `retried_from_previous` and, when the sync's
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -25,7 +25,7 @@ from models.enums import RowStatus
 #: Row outcomes a later run may retry (an `invalid` row is re-evaluated by every normal run).
 REFUSED = (RowStatus.rejected.value, RowStatus.failed.value)
 
-T = TypeVar("T")
+T = TypeVar("T", bound=tuple[Any, ...])
 
 
 @dataclass(frozen=True)
@@ -84,32 +84,34 @@ async def refused_rows(
 
 
 class KeyCursor:
-    """Looks keys up in a stream sorted by `sort_key`, asked in increasing key order."""
+    """Hands out the entries of a stream sorted by `sort_key` a stretch of keys at a time,
+    asked in increasing key order."""
 
     def __init__(self, rows: AsyncIterator[Refused], sort_key: Callable[[str], Any]) -> None:
         self._rows = rows
         self._sort_key = sort_key
-        self._current: Refused | None = None
+        self._next: Refused | None = None
         self._started = False
         self.exhausted = False
 
-    async def find(self, key: str) -> Refused | None:
-        """The entry for `key`, or None; entries before it are passed for good."""
+    async def upto(self, key: str | None) -> dict[str, Refused]:
+        """The entries up to `key` (all that are left when None) that earlier calls did not
+        hand out; entries before it are passed for good."""
         if not self._started:
             self._started = True
             await self._advance()
-        wanted = self._sort_key(key)
-        while self._current is not None and self._sort_key(self._current.key) < wanted:
+        found: dict[str, Refused] = {}
+        bound = None if key is None else self._sort_key(key)
+        while self._next is not None and (bound is None or self._sort_key(self._next.key) <= bound):
+            found[self._next.key] = self._next
             await self._advance()
-        if self._current is not None and self._current.key == key:
-            return self._current
-        return None
+        return found
 
     async def _advance(self) -> None:
         try:
-            self._current = await anext(self._rows)
+            self._next = await anext(self._rows)
         except StopAsyncIteration:
-            self._current, self.exhausted = None, True
+            self._next, self.exhausted = None, True
 
     async def aclose(self) -> None:
         aclose = getattr(self._rows, "aclose", None)
@@ -118,13 +120,18 @@ class KeyCursor:
 
 
 async def only_keys(
-    stream: AsyncIterator[tuple[str | None, T]], wanted: KeyCursor
-) -> AsyncIterator[tuple[str | None, T]]:
-    """The items of a key-ordered stream whose key `wanted` holds; stops reading the stream
-    once `wanted` has nothing more (null keys, which come last, are never wanted)."""
-    async for item in stream:
-        key = item[0]
-        if key is not None and await wanted.find(key) is not None:
-            yield item
-        elif wanted.exhausted or key is None:
+    batches: AsyncIterator[Sequence[T]], wanted: KeyCursor
+) -> AsyncIterator[list[T]]:
+    """The items (tuples whose first element is the key) of a key-ordered stream of batches
+    whose key `wanted` holds; stops reading the stream once `wanted` has nothing more (null
+    keys, which come last, are never wanted)."""
+    async for batch in batches:
+        keyed = [item for item in batch if item[0] is not None]
+        if not keyed:
+            return
+        found = await wanted.upto(keyed[-1][0])
+        kept = [item for item in keyed if item[0] in found]
+        if kept:
+            yield kept
+        if wanted.exhausted or len(keyed) < len(batch):
             return

@@ -40,6 +40,8 @@ class SyncConfig(InputShape):
     max_removal_ratio: float | None = Field(default=None, ge=0, le=1)
     timezone: str | None = None
     retry_failed_rows: bool | None = None
+    #: Batches a run keeps in flight at once (a destination that takes one at a time stays at 1).
+    concurrency: int | None = Field(default=None, ge=1, le=64)
 
     @field_validator("timezone")
     @classmethod

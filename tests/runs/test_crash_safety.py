@@ -3,7 +3,8 @@
 commit, and in the removal phase of a mirror run. Each time the reaper (called with a clock
 past the heartbeat limit) fails the run and queues a new attempt, which repairs the
 destination exactly: it holds the audience, no member is lost, and the rows sent twice are
-at most the batch that was in flight."""
+at most the batches that were in flight: one batch with `concurrency` 1, at most
+`concurrency` batches otherwise (a batch's slot is freed only once it is committed)."""
 
 from __future__ import annotations
 
@@ -170,17 +171,24 @@ async def cluster(own_settings: Settings, secret_key: str) -> AsyncIterator[Clus
         await runtime.close()
 
 
-async def crash_world(cluster: Cluster, hook_url: str) -> tuple[World, AudienceSync]:
+async def crash_world(
+    cluster: Cluster, hook_url: str, concurrency: int
+) -> tuple[World, AudienceSync]:
     world = await create_world(cluster.runtime)
     add_customers(world, EXTRA)
-    sync = await hooked_sync(cluster.runtime, world, hook_url, config={"batch_size": BATCH})
+    config = {"batch_size": BATCH, "concurrency": concurrency}
+    sync = await hooked_sync(cluster.runtime, world, hook_url, config=config)
     return world, sync
 
 
+in_flight = pytest.mark.parametrize("concurrency", [1, 4])
+
+
+@in_flight
 async def test_kill_9_between_batches(
-    cluster: Cluster, receiver: CrashReceiver, hook_url: str
+    cluster: Cluster, receiver: CrashReceiver, hook_url: str, concurrency: int
 ) -> None:
-    world, sync = await crash_world(cluster, hook_url)
+    world, sync = await crash_world(cluster, hook_url, concurrency)
     worker = await cluster.start_worker()
     receiver.watch = ("add", 3)
     first = await cluster.trigger(world, sync)
@@ -189,33 +197,40 @@ async def test_kill_9_between_batches(
     await worker.wait()
     lost, retry = await cluster.reap_and_repair(first.id)
     assert sorted(int(k) for k in receiver.members) == AUDIENCE == await cluster.held(sync)
-    # Everything acknowledged before the kill was kept: at most one batch is sent twice.
-    assert len(AUDIENCE) <= receiver.records["add"] <= len(AUDIENCE) + BATCH
+    # Everything acknowledged before the kill was kept: at most the batches in flight are
+    # sent twice.
+    assert len(AUDIENCE) <= receiver.records["add"] <= len(AUDIENCE) + concurrency * BATCH
     assert lost.succeeded["add"] + retry.succeeded["add"] >= len(AUDIENCE)
 
 
+@in_flight
 async def test_kill_9_between_an_acknowledgement_and_its_commit(
-    cluster: Cluster, receiver: CrashReceiver, hook_url: str
+    cluster: Cluster, receiver: CrashReceiver, hook_url: str, concurrency: int
 ) -> None:
-    world, sync = await crash_world(cluster, hook_url)
+    world, sync = await crash_world(cluster, hook_url, concurrency)
     worker = await cluster.start_worker()
     receiver.victim, receiver.kill_at = worker.pid, ("add", 3)
     first = await cluster.trigger(world, sync)
     await asyncio.wait_for(worker.wait(), timeout=60)
     assert receiver.killed.is_set()
-    # Two batches were committed; the third is at the destination but not recorded.
-    assert (await cluster.load(first.id)).succeeded["add"] == 2 * BATCH
-    assert len(await cluster.held(sync)) == 2 * BATCH and len(receiver.members) == 3 * BATCH
+    # The third batch is at the destination but not recorded; of the first two, those
+    # committed before the kill are (both with one batch in flight at a time).
+    committed = (await cluster.load(first.id)).succeeded["add"]
+    assert len(await cluster.held(sync)) == committed and committed % BATCH == 0
+    assert committed == 2 * BATCH if concurrency == 1 else committed <= 2 * BATCH
+    assert 3 * BATCH <= len(receiver.members) <= (2 + concurrency) * BATCH
     _, retry = await cluster.reap_and_repair(first.id)
     assert sorted(int(k) for k in receiver.members) == AUDIENCE == await cluster.held(sync)
-    assert retry.succeeded["add"] == len(AUDIENCE) - 2 * BATCH and retry.unchanged == 2 * BATCH
-    assert receiver.records["add"] == len(AUDIENCE) + BATCH  # exactly the batch in flight
+    assert retry.succeeded["add"] == len(AUDIENCE) - committed and retry.unchanged == committed
+    resent = receiver.records["add"] - len(AUDIENCE)
+    assert resent == BATCH if concurrency == 1 else BATCH <= resent <= concurrency * BATCH
 
 
+@in_flight
 async def test_kill_9_in_the_removal_phase_of_a_mirror_run(
-    cluster: Cluster, receiver: CrashReceiver, hook_url: str
+    cluster: Cluster, receiver: CrashReceiver, hook_url: str, concurrency: int
 ) -> None:
-    world, sync = await crash_world(cluster, hook_url)
+    world, sync = await crash_world(cluster, hook_url, concurrency)
     worker = await cluster.start_worker()
     first = await cluster.finished((await cluster.trigger(world, sync)).id)
     assert first.status == RunStatus.succeeded and first.succeeded["add"] == len(AUDIENCE)
@@ -230,11 +245,13 @@ async def test_kill_9_in_the_removal_phase_of_a_mirror_run(
     second = await cluster.trigger(world, sync)
     await asyncio.wait_for(worker.wait(), timeout=60)
     assert receiver.killed.is_set()
-    assert (await cluster.load(second.id)).succeeded["remove"] == BATCH
+    committed = (await cluster.load(second.id)).succeeded["remove"]
+    assert committed == BATCH if concurrency == 1 else committed <= BATCH
     _, retry = await cluster.reap_and_repair(second.id)
     assert sorted(int(k) for k in receiver.members) == staying == await cluster.held(sync)
-    assert retry.succeeded == {"add": 0, "update": 0, "remove": len(leaving) - BATCH}
-    assert receiver.records["remove"] == len(leaving) + BATCH  # the batch in flight, again
+    assert retry.succeeded == {"add": 0, "update": 0, "remove": len(leaving) - committed}
+    resent = receiver.records["remove"] - len(leaving)  # the batches in flight, again
+    assert resent == BATCH if concurrency == 1 else BATCH <= resent <= concurrency * BATCH
     assert receiver.records["add"] == len(AUDIENCE)  # nothing else was sent again
 
 

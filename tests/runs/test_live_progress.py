@@ -188,7 +188,9 @@ async def test_a_subscriber_sees_every_event_of_a_run_on_another_process(live: L
     events = await follow(live, run_id)
     assert_whole(events)
     assert {e["runId"] for e in events} == {run_id}
-    assert [e["type"] for e in events].count("progress") == 5  # 4 batches of one, and the end
+    # One per commit (4 batches of one: batches in flight together are committed together),
+    # and the end.
+    assert 2 <= [e["type"] for e in events].count("progress") <= 5
     stored = await stored_events(live, run_id)
     assert [(e["seq"], e["type"], e["payload"]) for e in events] == [
         (e["seq"], e["type"], e["payload"]) for e in stored

@@ -46,13 +46,15 @@ class PacedReceiver(Receiver):
         super().__init__(secret="hook-secret")
         self.at = {n: threading.Event() for n in (2, 4)}
         self.records = 0
+        self.acknowledged = 0  # batches may be in flight together: counted as answered
 
     async def hook(self, request: Request) -> Response:
         self.script.append(Scripted(200, delay=0.1))
         response = await super().hook(request)
         self.records += len(json.loads(await request.body())["records"])
-        if self.requests in self.at:
-            self.at[self.requests].set()
+        self.acknowledged += 1
+        if self.acknowledged in self.at:
+            self.at[self.acknowledged].set()
         return response
 
 

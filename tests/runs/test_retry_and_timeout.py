@@ -113,7 +113,10 @@ async def test_the_run_timeout_setting_stops_a_slow_run(
     hasty_runtime: Runtime, local_runtime: Runtime, receiver: Receiver, hook_url: str
 ) -> None:
     world = await create_world(hasty_runtime)
-    sync = await hooked_sync(hasty_runtime, world, hook_url, config={"batch_size": 1})
+    # Two batches in flight at a time: the run stops after them (4 batches of one, 0.3 s each).
+    sync = await hooked_sync(
+        hasty_runtime, world, hook_url, config={"batch_size": 1, "concurrency": 2}
+    )
     receiver.script.extend(Scripted(200, delay=0.3) for _ in range(len(HIGH_VALUE_IDS)))
     stopped = await trigger(hasty_runtime, world, sync)
     assert stopped.status == RunStatus.failed and stopped.error is not None

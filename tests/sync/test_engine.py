@@ -26,18 +26,28 @@ Audience = dict[int, str]
 async def stream(
     audience: Audience,
     extra: list[tuple[str | None, dict[str, Any]]] = [],  # noqa: B006
-) -> AsyncIterator[tuple[str | None, dict[str, Any]]]:
+    batch: int = 2,
+) -> AsyncIterator[list[tuple[str | None, dict[str, Any]]]]:
+    """The membership stream's batches (small: members of one key may span two batches)."""
     rows = sorted(
         [(str(k), {"id": k, "email": v}) for k, v in audience.items()] + extra,
         key=lambda item: (item[0] is None, int(item[0] or 0)),
     )
-    for row in rows:
-        yield row
+    for start in range(0, len(rows), batch):
+        yield rows[start : start + batch]
 
 
 class Harness:
-    def __init__(self, runtime: Runtime, sync: AudienceSync, url: str, attempts: int = 2) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        sync: AudienceSync,
+        url: str,
+        attempts: int = 2,
+        concurrency: int = 1,
+    ) -> None:
         self.runtime, self.sync, self.url, self.attempts = runtime, sync, url, attempts
+        self.concurrency = concurrency
 
     async def run(
         self,
@@ -72,6 +82,7 @@ class Harness:
                 retry_failed_only=retry_failed_only,
                 timeout=time_limit,
                 policy=RetryPolicy(attempts=self.attempts, initial_delay=0.01),
+                concurrency=self.concurrency,
             )
             finished = await SyncEngine(self.runtime.database.engine, job).run(run)
         finally:

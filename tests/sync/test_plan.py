@@ -1,17 +1,21 @@
-"""Mapping, fingerprints and the merge-join plan, against a plain set-based reference."""
+"""Mapping, fingerprints, the members of a batch and the stretch-by-stretch plan, against plain
+one-member references."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime
+import hashlib
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.sync.mapping import fingerprint, map_row
-from app.sync.plan import Change, Member, plan_diff
+from app.destinations.identifiers import InvalidValue
+from app.sync.mapping import fingerprint, fingerprints, map_row, row_fingerprints, row_mapper
+from app.sync.members import member_batches
+from app.sync.plan import Change, Members, plan_stretches
 
 T = TypeVar("T")
 
@@ -21,13 +25,28 @@ async def aiter_of(items: Iterable[T]) -> AsyncIterator[T]:
         yield item
 
 
+def cut(items: Sequence[T], sizes: Sequence[int]) -> list[list[T]]:
+    """`items` in batches of the given sizes (cycled), the way a stream hands them over."""
+    batches, start, index = [], 0, 0
+    while start < len(items):
+        size = sizes[index % len(sizes)]
+        batches.append(list(items[start : start + size]))
+        start, index = start + size, index + 1
+    return batches
+
+
 def test_map_row_follows_the_mapping() -> None:
     row = {"email": "a@b.co", "phone": "+331", "ignored": 1}
-    mapping = [
+    mapping_ = [
         {"source_column": "email", "destination_field": "hashedEmail"},
         {"source_column": "missing", "destination_field": "x"},
     ]
-    assert map_row(row, mapping) == {"hashedEmail": "a@b.co", "x": None}
+    assert map_row(row, mapping_) == {"hashedEmail": "a@b.co", "x": None}
+    assert row_mapper(mapping_)(row) == map_row(row, mapping_)
+    assert row_fingerprints([row, {}], mapping_) == [
+        fingerprint(map_row(row, mapping_)),
+        fingerprint({"hashedEmail": None, "x": None}),
+    ]
 
 
 def test_fingerprint_ignores_key_order_and_numeric_spelling() -> None:
@@ -38,13 +57,128 @@ def test_fingerprint_ignores_key_order_and_numeric_spelling() -> None:
     assert fingerprint({"t": when}) == fingerprint({"t": when.isoformat()})
 
 
-async def run_plan(current: dict[int, str], held: dict[int, str]) -> list[tuple[Change, str]]:
-    members = [Member(str(k), {"v": v}, v) for k, v in sorted(current.items())]
-    pairs = [(str(k), v) for k, v in sorted(held.items())]
-    return [
-        (step.change, step.key)
-        async for step in plan_diff(aiter_of(members), aiter_of(pairs), sort_key=int)
+def test_fingerprints_are_those_stored_before() -> None:
+    """Held fingerprints stay valid: the text hashed is the canonical JSON it always was."""
+    expected = hashlib.sha256(b'{"email":"a@x","n":3,"plan":"pro","v":"1.5"}').hexdigest()
+    payload = {"plan": "pro", "email": "a@x", "n": 3.0, "v": Decimal("1.50")}
+    assert fingerprints([payload, payload]) == [expected, expected] == [fingerprint(payload)] * 2
+
+
+def test_fields_named_with_percent_signs_and_quotes() -> None:
+    payloads = [{'a%s"b': 1, "%%": "x\n%s", "": None}, {'a%s"b': 2, "%%": "é", "": True}]
+    assert fingerprints(payloads) == [fingerprint(p) for p in payloads]
+
+
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(),
+    st.decimals(allow_nan=False, allow_infinity=False),
+    st.datetimes(timezones=st.just(UTC)),
+    st.dates(),
+    st.lists(st.one_of(st.text(), st.integers(), st.dates()), max_size=3),
+)
+payload = st.dictionaries(st.sampled_from(["email", "plan", "x", "é"]), values, max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payloads=st.lists(payload, max_size=12))
+def test_fingerprints_equal_fingerprint_of_each(payloads: list[dict[str, Any]]) -> None:
+    assert fingerprints(payloads) == [fingerprint(p) for p in payloads]
+
+
+@settings(max_examples=300, deadline=None)
+@given(column=st.lists(values, max_size=12), other=values)
+def test_row_fingerprints_equal_fingerprint_of_each_mapped_row(
+    column: list[Any], other: Any
+) -> None:
+    """One field's values of every type side by side (the columns of a batch)."""
+    field_mapping = [
+        {"source_column": "c", "destination_field": "z"},
+        {"source_column": "o", "destination_field": "a"},
     ]
+    rows = [{"c": value, "o": other} for value in column]
+    expected = [fingerprint(map_row(row, field_mapping)) for row in rows]
+    assert row_fingerprints(rows, field_mapping) == expected
+
+
+def test_fingerprints_of_dates_and_decimals() -> None:
+    payloads = [{"d": date(2024, 1, 2), "v": Decimal("1.50"), "f": 2.0}, {"d": None}]
+    assert fingerprints(payloads) == [fingerprint(p) for p in payloads]
+
+
+async def members_of(
+    rows: list[tuple[str | None, dict[str, Any]]], sizes: Sequence[int], prepare: Any = None
+) -> list[Members]:
+    field_mapping = [{"source_column": "v", "destination_field": "v"}]
+    stream = member_batches(aiter_of(cut(rows, sizes)), field_mapping, prepare)
+    return [batch async for batch in stream]
+
+
+async def test_duplicate_keys_across_batches_and_null_keys_are_invalid() -> None:
+    rows: list[tuple[str | None, dict[str, Any]]] = [
+        ("1", {"v": "a"}),
+        ("2", {"v": "b"}),
+        ("2", {"v": "b2"}),
+        ("2", {"v": "b3"}),
+        ("3", {"v": "c"}),
+        (None, {"v": "n"}),
+        (None, {"v": "m"}),
+    ]
+    for sizes in ([1], [2], [3], [7], [2, 1]):
+        batches = await members_of(rows, sizes)
+        assert [k for b in batches for k in b.keys] == ["1", "3"]
+        assert sum(b.size for b in batches) == len(rows)
+        invalid = [i for b in batches for i in b.invalid]
+        assert sorted(invalid, key=str) == sorted(
+            [("2", "duplicate key")] * 3 + [(None, "null key")] * 2, key=str
+        )
+        fps = [fp for b in batches for fp in b.fingerprints]
+        assert fps == [fingerprint({"v": "a"}), fingerprint({"v": "c"})]
+
+
+async def test_a_value_normalisation_refuses_is_invalid() -> None:
+    def prepare(payload: dict[str, Any]) -> dict[str, Any]:
+        if payload["v"] == "bad":
+            raise InvalidValue("v is bad")
+        return {"v": payload["v"].upper()}
+
+    rows: list[tuple[str | None, dict[str, Any]]] = [
+        ("1", {"v": "a"}),
+        ("2", {"v": "bad"}),
+        ("3", {"v": "c"}),
+    ]
+    batches = await members_of(rows, [5], prepare)
+    assert [k for b in batches for k in b.keys] == ["1", "3"]
+    assert [p for b in batches for p in b.payloads_at(range(len(b.keys)))] == [
+        {"v": "A"},
+        {"v": "C"},
+    ]
+    assert [i for b in batches for i in b.invalid] == [("2", "v is bad")]
+    assert sum(b.size for b in batches) == 3
+
+
+async def run_plan(
+    current: dict[int, str],
+    held: dict[int, str],
+    member_sizes: Sequence[int] = (3,),
+    held_sizes: Sequence[int] = (2,),
+) -> list[tuple[Change, str]]:
+    keys = [str(k) for k in sorted(current)]
+    members = [
+        Members(b, [current[int(k)] for k in b], [{"v": current[int(k)]} for k in b], size=len(b))
+        for b in cut(keys, member_sizes)
+    ]
+    pairs = cut([(str(k), v) for k, v in sorted(held.items())], held_sizes)
+    steps: list[tuple[int, Change, str]] = []
+    async for stretch in plan_stretches(aiter_of(members), aiter_of(pairs), sort_key=int):
+        changes = zip(stretch.members.keys, stretch.changes(), strict=True)
+        steps.extend((int(k), c, k) for k, c in changes)
+        steps.extend((int(k), Change.remove, k) for k, _ in stretch.gone)
+        assert all(int(k) <= int(stretch.last_key or 0) for k, _ in stretch.gone)
+    return [(change, key) for _, change, key in sorted(steps)]
 
 
 async def test_every_change_kind() -> None:
@@ -58,19 +192,20 @@ async def test_every_change_kind() -> None:
 
 
 async def test_numeric_keys_in_numeric_order() -> None:
-    steps = await run_plan({9: "a", 10: "b"}, {10: "b"})
-    assert steps == [(Change.add, "9"), (Change.unchanged, "10")]
+    steps = await run_plan({9: "a", 10: "b"}, {10: "b", 11: "c"}, member_sizes=[1])
+    assert steps == [(Change.add, "9"), (Change.unchanged, "10"), (Change.remove, "11")]
 
 
 keyed = st.dictionaries(st.integers(0, 60), st.sampled_from(["a", "b", "c"]), max_size=40)
+sizes = st.lists(st.integers(1, 7), min_size=1, max_size=4)
 
 
-@settings(max_examples=200, deadline=None)
-@given(current=keyed, held=keyed)
+@settings(max_examples=300, deadline=None)
+@given(current=keyed, held=keyed, member_sizes=sizes, held_sizes=sizes)
 async def test_plan_matches_the_set_reference(
-    current: dict[int, str], held: dict[int, str]
+    current: dict[int, str], held: dict[int, str], member_sizes: list[int], held_sizes: list[int]
 ) -> None:
-    steps = await run_plan(current, held)
+    steps = await run_plan(current, held, member_sizes, held_sizes)
     expected = {str(k): Change.add for k in current.keys() - held.keys()}
     expected |= {str(k): Change.remove for k in held.keys() - current.keys()}
     expected |= {
@@ -78,4 +213,4 @@ async def test_plan_matches_the_set_reference(
         for k in current.keys() & held.keys()
     }
     assert dict((key, change) for change, key in steps) == expected
-    assert [int(key) for _, key in steps] == sorted(int(key) for _, key in steps)
+    assert len(steps) == len(expected)
