@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -14,21 +14,24 @@ from app.services.sources import open_stored_source
 from app.sources.membership import SplitSelection, stream_member_batches
 from models import Audience
 
+Member = tuple[str | None, dict[str, Any]]
 
-async def stream_audience_members(
+
+async def stream_audience_member_batches(
     runtime: Runtime,
     *,
     workspace_id: uuid.UUID,
     audience_id: uuid.UUID,
     split_group_id: uuid.UUID | None = None,
     columns: Sequence[str] | None = None,
-) -> AsyncIterator[tuple[str | None, dict[str, Any]]]:
-    """`(member_key, row)` for each member of the audience in key order, optionally only
-    those of one split group; `row` holds the key and `columns` (default: all).
+) -> AsyncGenerator[list[Member], None]:
+    """The audience's members a batch at a time (what the engine takes), in key order,
+    optionally only those of one split group; each row holds the key and `columns`
+    (default: all).
 
     No caller here, so no authorization: the engine calls it for a sync it runs. The
     metadata session is closed before the first row is read; rows come from the source's
-    streaming cursor, one batch in memory at a time.
+    streaming cursor (or COPY), one batch in memory at a time.
     """
     async with runtime.database.session() as session:
         audience = await session.get(Audience, audience_id)
@@ -46,5 +49,26 @@ async def stream_audience_members(
         batches = stream_member_batches(connection, stored.query, columns=columns, split=split)
         async with aclosing(batches):
             async for batch in batches:
-                for member in batch:
-                    yield member
+                yield batch
+
+
+async def stream_audience_members(
+    runtime: Runtime,
+    *,
+    workspace_id: uuid.UUID,
+    audience_id: uuid.UUID,
+    split_group_id: uuid.UUID | None = None,
+    columns: Sequence[str] | None = None,
+) -> AsyncIterator[Member]:
+    """`(member_key, row)` for each member, one at a time (the batches, unpacked)."""
+    batches = stream_audience_member_batches(
+        runtime,
+        workspace_id=workspace_id,
+        audience_id=audience_id,
+        split_group_id=split_group_id,
+        columns=columns,
+    )
+    async with aclosing(batches):
+        async for batch in batches:
+            for member in batch:
+                yield member

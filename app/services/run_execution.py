@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import aclosing
 from typing import Any
 
 from sqlalchemy import update
@@ -15,13 +13,11 @@ from sqlmodel import col
 from app.destinations.base import AccessDenied, TerminalError
 from app.destinations.registry import build_connector, spec_for
 from app.destinations.spec import DestinationSpec
-from app.errors import AppError, InvalidInput, NotFound
+from app.errors import AppError
 from app.events import publisher
 from app.runs import TERMINAL_STATUSES, IllegalTransition, transition_run
 from app.runtime import Runtime
-from app.services.audience_queries import load_audience
-from app.services.sources import open_stored_source
-from app.sources.membership import SplitSelection, stream_member_batches
+from app.services.audience_members import stream_audience_member_batches
 from app.sync.engine import EngineInput, SyncEngine
 from app.sync.outcome import apply_run_outcome
 from models import Audience, AudienceSync, Destination, ParentModel, SyncRun
@@ -106,7 +102,7 @@ async def _execute(runtime: Runtime, run: SyncRun) -> None:
         )
     except TerminalError as exc:
         raise _Unrunnable("destination_unavailable", str(exc)) from None
-    members = _member_batches(
+    members = stream_audience_member_batches(
         runtime,
         workspace_id=sync.workspace_id,
         audience_id=audience.id,
@@ -148,35 +144,6 @@ def concurrency_of(spec: DestinationSpec, config: dict[str, Any]) -> int:
     if spec.concurrency <= 1 or not asked:
         return max(1, spec.concurrency)
     return int(asked)
-
-
-async def _member_batches(
-    runtime: Runtime,
-    *,
-    workspace_id: uuid.UUID,
-    audience_id: uuid.UUID,
-    split_group_id: uuid.UUID | None,
-    columns: Sequence[str],
-) -> AsyncIterator[list[tuple[str | None, dict[str, Any]]]]:
-    """The audience's members a batch at a time: `stream_audience_members` without its
-    step per member (the engine takes batches)."""
-    async with runtime.database.session() as session:
-        audience = await session.get(Audience, audience_id)
-        if audience is None or audience.workspace_id != workspace_id:
-            raise NotFound.of("audience", audience_id)
-        stored = await load_audience(session, audience)
-    split = None
-    if split_group_id is not None:
-        if stored.layout is None or split_group_id not in stored.layout.ranges:
-            raise InvalidInput.field(
-                "split_group_id", f"no split group {split_group_id} in audience {audience_id}"
-            )
-        split = SplitSelection(audience.split_salt, stored.layout, split_group_id)
-    async with open_stored_source(runtime.settings, runtime.cipher, stored.source) as connection:
-        batches = stream_member_batches(connection, stored.query, columns=columns, split=split)
-        async with aclosing(batches):
-            async for batch in batches:
-                yield batch
 
 
 async def _heartbeat(runtime: Runtime, run_id: uuid.UUID) -> None:
