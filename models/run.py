@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Index, String, UniqueConstraint, text
+from sqlalchemy import Index, Numeric, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.columns import JSONType, UTCDateTime, new_id, utcnow
@@ -15,6 +16,10 @@ from models.enums import ACTIVE_RUN_STATUSES, RunStatus, RunTrigger
 ACTIVE_STATUSES_SQL = "status IN ({})".format(
     ", ".join(f"'{s.value}'" for s in ACTIVE_RUN_STATUSES)
 )
+
+
+#: A member key: compared byte for byte (code points) on every database.
+MEMBER_KEY = String().with_variant(String(collation="C"), "postgresql")
 
 
 def zero_counts() -> dict[str, int]:
@@ -81,9 +86,15 @@ class SyncedMember(SQLModel, table=True):
     a later removal needs: an ad platform forgets a person by the same hashed email."""
 
     __tablename__ = "synced_members"
+    __table_args__ = (Index("ix_synced_members_order", "sync_id", "member_order"),)
 
     sync_id: uuid.UUID = Field(foreign_key="audience_syncs.id", primary_key=True)
-    member_key: str = Field(primary_key=True)
+    #: Compared byte for byte ("C" on PostgreSQL, as SQLite's default): the primary key's
+    #: index is in the membership stream's order for text keys.
+    member_key: str = Field(primary_key=True, sa_type=MEMBER_KEY)
+    #: The key as a number, for the syncs whose key is a number (PostgreSQL only; NULL
+    #: elsewhere): its index gives the held state in the stream's numeric order unsorted.
+    member_order: Decimal | None = Field(default=None, sa_type=Numeric)
     fingerprint: str
     identifiers: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     synced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

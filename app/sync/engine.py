@@ -31,7 +31,14 @@ from app.destinations.base import Batch, Operation, Record
 from app.destinations.delivery import Delivery, deliver
 from app.runs import transition_run
 from app.sync.dispatch import Dispatch, Landed, closing
-from app.sync.held import Sent, held_count, held_identifiers, held_members, sort_key_for
+from app.sync.held import (
+    Sent,
+    fill_member_order,
+    held_count,
+    held_identifiers,
+    held_members,
+    sort_key_for,
+)
 from app.sync.job import EngineInput, RunStopped, Tally
 from app.sync.ledger import Item, Ledger
 from app.sync.members import Raw, member_batches
@@ -96,6 +103,8 @@ class SyncEngine:
                     publish=self.job.publish,
                 )
             self.held = await held_count(session, self.sync.id)
+            await fill_member_order(session, self.sync.id, numeric=self.job.numeric_keys)
+            await session.commit()
             self.refusing_run = await last_refusing_run(session, self.sync.id)
         ratio = self.sync.config.get("max_removal_ratio", DEFAULT_MAX_REMOVAL_RATIO)
         self.removal_limit = float(ratio) * self.held

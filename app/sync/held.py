@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, Numeric, cast, delete, func, select, text
+from sqlalchemy import Integer, Numeric, Select, cast, delete, func, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
@@ -32,6 +32,31 @@ def key_order(key: Any, dialect: str, numeric: bool) -> Any:
     return key.collate("C") if dialect == "postgresql" else key
 
 
+def _held_order(dialect: str, numeric: bool) -> Any:
+    """The held state's key order, served by an index on PostgreSQL: the primary key's
+    (`member_key` compares byte for byte) or `member_order`'s (the key as a number)."""
+    if numeric and dialect == "postgresql":
+        return col(SyncedMember.member_order)
+    return key_order(col(SyncedMember.member_key), dialect, numeric)
+
+
+async def fill_member_order(session: AsyncSession, sync_id: uuid.UUID, *, numeric: bool) -> None:
+    """Give every held member of a number-keyed sync its `member_order` (rows written before
+    the column existed have none), so the held state reads in order; committed by the caller.
+    A no-op (an index look-up) once they all have one."""
+    if numeric and session.get_bind().dialect.name == "postgresql":
+        await session.execute(_FILL_ORDER, {"sync_id": sync_id})
+
+
+def held_query(dialect: str, sync_id: uuid.UUID, *, numeric: bool) -> Select[str, str]:
+    """(member_key, fingerprint) held for the sync, in the membership's key order."""
+    return (
+        select(col(SyncedMember.member_key), col(SyncedMember.fingerprint))
+        .where(col(SyncedMember.sync_id) == sync_id)
+        .order_by(_held_order(dialect, numeric))
+    )
+
+
 async def held_members(
     engine: AsyncEngine, sync_id: uuid.UUID, *, numeric: bool, batch_size: int = HELD_BATCH
 ) -> AsyncIterator[Sequence[tuple[str, str]]]:
@@ -41,12 +66,7 @@ async def held_members(
     On PostgreSQL the driver's cursor is read directly: its records are (key, fingerprint)
     pairs already, and a run reads as many as the audience has members.
     """
-    order = key_order(col(SyncedMember.member_key), engine.dialect.name, numeric)
-    query = (
-        select(col(SyncedMember.member_key), col(SyncedMember.fingerprint))
-        .where(col(SyncedMember.sync_id) == sync_id)
-        .order_by(order)
-    )
+    query = held_query(engine.dialect.name, sync_id, numeric=numeric)
     async with engine.connect() as connection:
         if engine.dialect.name == "postgresql":
             compiled = query.compile(dialect=engine.dialect)
@@ -95,8 +115,11 @@ async def record_sent(
     sync_id: uuid.UUID,
     upserts: Sequence[Sent],
     removed: Sequence[str],
+    *,
+    numeric: bool,
 ) -> None:
     """Record acknowledged rows (in the caller's transaction): upserts hold, removals drop.
+    `numeric`: the sync's keys are numbers (PostgreSQL keeps each as `member_order` too).
 
     One statement for any number of upserts: PostgreSQL takes them as arrays (`unnest`), so
     the server plans and runs one insert; SQLite takes them as one `executemany`.
@@ -111,6 +134,7 @@ async def record_sent(
                 "fingerprints": [fp for _, fp, _ in upserts],
                 "identifiers": [json.dumps(ids) if ids else None for _, _, ids in upserts],
                 "now": now,
+                "numeric": numeric,
             },
         )
     elif upserts:
@@ -144,11 +168,19 @@ async def record_sent(
 
 
 _UNNEST_UPSERT = text(
-    "INSERT INTO synced_members (sync_id, member_key, fingerprint, identifiers, synced_at) "
-    "SELECT CAST(:sync_id AS UUID), key, fingerprint, CAST(identifiers AS JSONB), "
-    "CAST(:now AS TIMESTAMPTZ) "
+    "INSERT INTO synced_members "
+    "(sync_id, member_key, member_order, fingerprint, identifiers, synced_at) "
+    "SELECT CAST(:sync_id AS UUID), key, "
+    "CASE WHEN CAST(:numeric AS BOOLEAN) THEN CAST(key AS NUMERIC) END, "
+    "fingerprint, CAST(identifiers AS JSONB), CAST(:now AS TIMESTAMPTZ) "
     "FROM unnest(CAST(:keys AS TEXT[]), CAST(:fingerprints AS TEXT[]), "
     "CAST(:identifiers AS TEXT[])) AS sent (key, fingerprint, identifiers) "
     "ON CONFLICT (sync_id, member_key) DO UPDATE SET fingerprint = excluded.fingerprint, "
-    "identifiers = excluded.identifiers, synced_at = excluded.synced_at"
+    "member_order = excluded.member_order, identifiers = excluded.identifiers, "
+    "synced_at = excluded.synced_at"
+)
+
+_FILL_ORDER = text(
+    "UPDATE synced_members SET member_order = CAST(member_key AS NUMERIC) "
+    "WHERE sync_id = CAST(:sync_id AS UUID) AND member_order IS NULL"
 )

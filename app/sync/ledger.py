@@ -66,7 +66,9 @@ class Ledger:
         if self.job.dry_run:
             return
         async with self.sessions() as session:
-            await record_sent(session, self.job.sync.id, upserts, removed)
+            await record_sent(
+                session, self.job.sync.id, upserts, removed, numeric=self.job.numeric_keys
+            )
             await session.commit()
 
     async def commit(self, landed: list[Landed[Item]]) -> None:
@@ -92,7 +94,9 @@ class Ledger:
             self.tally.succeeded[operation.value] += len(delivery.accepted)
             self.tally.failed[operation.value] += len(refused)
         async with self._commits() as session:
-            await record_sent(session, self.job.sync.id, upserts, removed)
+            await record_sent(
+                session, self.job.sync.id, upserts, removed, numeric=self.job.numeric_keys
+            )
             await self.save_progress(session=session)
 
     async def save_progress(
