@@ -130,6 +130,9 @@ class PostgresConnection(SourceConnection):
         except (DBAPIError, asyncpg.PostgresError) as exc:
             await self._recover()
             raise self._failure(exc, field) from None
+        except (ValueError, ArithmeticError) as exc:  # the driver could not decode a value
+            await self._recover()
+            raise _unreadable(exc, field) from None
 
     async def column_batches(
         self, statement: Executable, *, batch_size: int = 1000, field: str = "query"
@@ -180,7 +183,7 @@ class PostgresConnection(SourceConnection):
             if isinstance(exc, DBAPIError | asyncpg.PostgresError):
                 raise self._failure(exc, field) from None
             if isinstance(exc, ValueError | ArithmeticError):  # a value that does not read
-                raise SourceError.at(field, f"a value could not be read: {exc}") from None
+                raise _unreadable(exc, field) from None
             raise
         self._copy = None
         try:
@@ -276,3 +279,8 @@ def _positional_arguments(compiled: Compiled, dialect: Dialect) -> list[Any]:
         process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
         arguments.append(process(values[name]) if process else values[name])
     return arguments
+
+
+def _unreadable(exc: Exception, field: str) -> SourceError:
+    """A value Python cannot hold (a date before year 1, say), on either way of reading."""
+    return SourceError.at(field, f"a value could not be read: {exc}")

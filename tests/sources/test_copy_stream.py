@@ -618,3 +618,25 @@ async def test_a_value_python_cannot_hold_is_a_source_error(pg: RealSource) -> N
             await collect(stream_members(connection, query))
         assert "0044-03-15 BC" in caught.value.details[0].message
         assert (await connection.fetch(query.count())).rows[0][0] == 5
+
+
+async def test_a_value_python_cannot_hold_is_a_source_error_on_the_cursor_too(
+    pg: RealSource,
+) -> None:
+    model = ModelSpec(  # an array column: read through the cursor, not COPY
+        primary_key="id",
+        columns=(
+            ColumnSpec("id", ColumnType.number),
+            ColumnSpec("day", ColumnType.date),
+            ColumnSpec("tags", ColumnType.unknown),
+        ),
+        query="SELECT i AS id, CASE WHEN i = 3 THEN '0044-03-15 BC'::date ELSE current_date END "
+        "AS day, ARRAY['a', 'b'] AS tags FROM generate_series(1, 5) i",
+    )
+    query = await audience(model)
+    async with pg.open() as connection:
+        assert not await copies(connection, query.members())
+        with pytest.raises(SourceError) as caught:
+            await collect(stream_members(connection, query))
+        assert caught.value.details[0].message.startswith("a value could not be read")
+        assert (await connection.fetch(query.count())).rows[0][0] == 5
