@@ -57,6 +57,7 @@ from bench.membership import (
     rows_for,
     time_floor,
 )
+from bench.profiling import start_profiler
 from models import SyncRun
 from models.enums import SourceType
 
@@ -257,7 +258,13 @@ async def sync_runs(
     try:
         first = await one_run()
         rss_after_first = rss_mb(worker.pid, "VmHWM")
-        noop = await one_run()
+        profiler = await start_profiler(worker.pid, arguments.profile)
+        try:
+            noop = await one_run()
+        finally:
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)
+                await profiler.wait()
         connection = await asyncpg.connect(source_url)
         try:
             await connection.execute("UPDATE customers SET plan = plan || '+' WHERE id % 100 = 7")
@@ -302,6 +309,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--url", default=DEFAULT_URL, help="PostgreSQL admin URL")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
+    parser.add_argument(
+        "--profile", metavar="PATH", help="py-spy the worker during the no-op rerun"
+    )
     return parser.parse_args(argv)
 
 
