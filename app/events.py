@@ -89,64 +89,106 @@ class RunEvent:
 
 
 class Subscription:
-    """One local subscriber's buffer; iterate it, or `get` with a timeout."""
+    """One local subscriber's buffer; iterate it, or `get` with a timeout.
+
+    A subscriber may also take events as they come (`hand_over`): while it waits in `get`
+    with nothing buffered, each event it accepts is first offered to `hand_over`, and one
+    that `hand_over` takes (returns True) is not buffered and does not wake it. Nothing is
+    handed over while anything is buffered or the subscriber is busy with an earlier event,
+    so events still reach it in order."""
+
+    __slots__ = (
+        "_coalesce",
+        "_events",
+        "_handed_over_at",
+        "_limit",
+        "_timer",
+        "_unsubscribe",
+        "_waiter",
+        "closed",
+        "coalesced",
+        "hand_over",
+        "run_id",
+        "workspace_id",
+    )
 
     def __init__(
         self,
-        accepts: Callable[[RunEvent], bool],
+        run_id: uuid.UUID | None,
+        workspace_id: uuid.UUID | None,
         limit: int,
         unsubscribe: Callable[[Subscription], None],
         coalesce: bool = True,
     ) -> None:
-        self._accepts = accepts
+        self.run_id = run_id
+        self.workspace_id = workspace_id
         self._limit = limit
         self._coalesce = coalesce
         self._unsubscribe = unsubscribe
-        self._events: deque[RunEvent] = deque()
-        self._ready = asyncio.Event()
+        # Created when first needed: a subscriber holds little while it waits (issue 5).
+        self._events: deque[RunEvent] | None = None
+        self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._handed_over_at = 0.0
+        self.hand_over: Callable[[RunEvent], bool] | None = None
         self.closed = False
         #: Progress events replaced or dropped before they were read.
         self.coalesced = 0
 
+    def accepts(self, event: RunEvent) -> bool:
+        return (self.run_id is None or event.run_id == self.run_id) and (
+            self.workspace_id is None or event.workspace_id == self.workspace_id
+        )
+
     def offer(self, event: RunEvent) -> None:
-        """Buffer `event` if this subscriber wants it; never blocks."""
-        if self.closed or not self._accepts(event):
+        """Buffer `event` (or hand it over) if this subscriber wants it; never blocks."""
+        if self.closed or not self.accepts(event):
             return
+        events = self._events
+        if not events:
+            waiter = self._waiter
+            if self.hand_over is not None and waiter is not None and not waiter.done():
+                if self.hand_over(event):
+                    self._handed_over_at = waiter.get_loop().time()
+                    return
+            if events is None:
+                events = self._events = deque()
         if event.type == PROGRESS:
             if self._coalesce:
-                self._supersede(event.run_id)
-            if self._progress_count() >= self._limit:
-                self._drop_oldest_progress()
-        self._events.append(event)
-        self._ready.set()
+                self._supersede(events, event.run_id)
+            if self._progress_count(events) >= self._limit:
+                self._drop_oldest_progress(events)
+        events.append(event)
+        self._wake()
 
-    def _supersede(self, run_id: uuid.UUID) -> None:
+    def _supersede(self, events: deque[RunEvent], run_id: uuid.UUID) -> None:
         """Drop the run's unread progress event if it is the run's latest buffered event."""
-        for index in range(len(self._events) - 1, -1, -1):
-            earlier = self._events[index]
+        for index in range(len(events) - 1, -1, -1):
+            earlier = events[index]
             if earlier.run_id == run_id:
                 if earlier.type == PROGRESS:
-                    del self._events[index]
+                    del events[index]
                     self.coalesced += 1
                 return
 
-    def _progress_count(self) -> int:
-        return sum(1 for event in self._events if event.type == PROGRESS)
+    @staticmethod
+    def _progress_count(events: deque[RunEvent]) -> int:
+        return sum(1 for event in events if event.type == PROGRESS)
 
-    def _drop_oldest_progress(self) -> None:
-        for index, event in enumerate(self._events):
+    def _drop_oldest_progress(self, events: deque[RunEvent]) -> None:
+        for index, event in enumerate(events):
             if event.type == PROGRESS:
-                del self._events[index]
+                del events[index]
                 self.coalesced += 1
                 return
 
     def pending(self) -> list[RunEvent]:
         """What is buffered and unread (for tests and diagnostics)."""
-        return list(self._events)
+        return list(self._events or ())
 
     async def get(self, within: float | None = None) -> RunEvent | None:
-        """The next event; None after `within` seconds without one, or once closed.
+        """The next event; None after `within` seconds without one (buffered or handed
+        over), or once closed.
 
         The timer is armed lazily: one that would fire after the new deadline is kept, and
         when it fires early it only wakes this loop, which re-arms it for what remains. A
@@ -154,25 +196,33 @@ class Subscription:
         per `within` seconds rather than one per event."""
         if self._events:
             return self._events.popleft()
-        deadline = None if within is None else asyncio.get_running_loop().time() + within
+        loop = asyncio.get_running_loop()
+        deadline = None if within is None else loop.time() + within
         while not self._events:
             if self.closed:
                 return None
-            if deadline is not None:
-                loop = asyncio.get_running_loop()
+            if deadline is not None and within is not None:
+                deadline = max(deadline, self._handed_over_at + within)
                 if loop.time() >= deadline:
                     return None
                 if self._timer is None or self._timer.when() > deadline:
                     if self._timer is not None:
                         self._timer.cancel()
-                    self._timer = loop.call_at(deadline, self._wake)
-            self._ready.clear()
-            await self._ready.wait()
+                    self._timer = loop.call_at(deadline, self._timer_fired)
+            self._waiter = loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         return self._events.popleft()
 
     def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _timer_fired(self) -> None:
         self._timer = None
-        self._ready.set()
+        self._wake()
 
     def __aiter__(self) -> AsyncIterator[RunEvent]:
         return self._iterate()
@@ -184,10 +234,11 @@ class Subscription:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            self.hand_over = None
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            self._ready.set()
+            self._wake()
             self._unsubscribe(self)
 
 
@@ -228,12 +279,7 @@ class LocalFanout:
         limit: int,
         coalesce: bool = True,
     ) -> Subscription:
-        def accepts(event: RunEvent) -> bool:
-            return (run_id is None or event.run_id == run_id) and (
-                workspace_id is None or event.workspace_id == workspace_id
-            )
-
-        subscription = Subscription(accepts, limit, self.subscribers.discard, coalesce)
+        subscription = Subscription(run_id, workspace_id, limit, self.subscribers.discard, coalesce)
         self.subscribers.add(subscription)
         return subscription
 

@@ -13,6 +13,11 @@ from app.metrics import Metrics
 
 log = logging.getLogger("signalsmith.http")
 
+#: Where a WebSocket's scope keeps the server's own `send` (uvicorn's): a `websocket.send`
+#: needs nothing from the wrappers in between (they only act on HTTP responses), and a
+#: transport sending one message to many sockets may call it directly (graphql_schema.app).
+SERVER_SEND = "signalsmith.server_send"
+
 
 class RequestObservation:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
@@ -29,15 +34,24 @@ class RequestObservation:
             incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
         )
         token = request_id_var.set(request_id)
+        if scope["type"] == "websocket":
+            scope[SERVER_SEND] = send
         status = 500
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
+            kind = message["type"]
+            if kind == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            elif kind == "websocket.accept":
+                status = 101  # Switching Protocols
+            elif kind == "websocket.http.response.start":
+                status = message["status"]
+            elif kind == "websocket.close" and status == 500:
+                status = 403  # closed before it was accepted: the server refuses the upgrade
             await send(message)
 
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -28,7 +29,6 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -48,6 +48,7 @@ from app.services import audiences, destinations, parent_models, runs, sources, 
 from app.services.workspaces import bootstrap
 from app.settings import Settings
 from bench.membership import DEFAULT_URL, FILTER, bench_database, load, rows_for
+from bench.profiling import start_profiler
 from bench.sync import rss_mb, serve
 
 REDIS_URL = os.environ.get("SIGNALSMITH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -136,10 +137,16 @@ async def connect_all(count: int, url: str, token: str, run_id: str) -> list[Sub
     return list(await asyncio.gather(*(one() for _ in range(count))))
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    return sum(cpu_times(pid))
 
 
 async def settled(pid: int, quiet: float = 0.5, limit: float = 120.0) -> None:
@@ -273,18 +280,26 @@ async def fan_out(
         started = time.monotonic()
         subscribers = await connect_all(arguments.subscribers, ws_url, token, run_id)
         connect_s = time.monotonic() - started
+        # The bench's own sockets and what they receive must not pause its reading with a
+        # full collection in the middle of the run (that delay would count as the API's).
+        gc.collect()
+        gc.freeze()
+        full_collections = gc.get_stats()[2]["collections"]
         await settled(api.pid)
         rss_after = rss_mb(api.pid, "VmRSS")
         profiler = await start_profiler(api.pid, arguments.profile)
-        cpu_before, own_before = cpu_seconds(api.pid), time.process_time()
+        cpu_before, own_before = cpu_times(api.pid), time.process_time()
         started, live_from = time.monotonic(), time.time()
         await start_worker()
         await asyncio.wait_for(
             asyncio.gather(*(s.read_until_complete() for s in subscribers)), timeout=1800
         )
         elapsed = time.monotonic() - started
-        api_cpu = cpu_seconds(api.pid) - cpu_before
+        api_user, api_system = (
+            after - before for after, before in zip(cpu_times(api.pid), cpu_before, strict=True)
+        )
         own_cpu = time.process_time() - own_before
+        bench_full_collections = gc.get_stats()[2]["collections"] - full_collections
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             await profiler.wait()
@@ -308,8 +323,10 @@ async def fan_out(
     return report(subscribers, published, live_from, arguments, rss_before, rss_after) | {
         "connect_s": round(connect_s, 2),
         "run_s": round(elapsed, 2),
-        "api_cpu_s": round(api_cpu, 2),
+        "api_cpu_s": round(api_user + api_system, 2),
+        "api_system_cpu_s": round(api_system, 2),
         "bench_cpu_s": round(own_cpu, 2),
+        "bench_full_collections": bench_full_collections,
     }
 
 
@@ -363,26 +380,6 @@ def report(
         "members": arguments.members,
         "batch_size": arguments.batch_size,
     }
-
-
-async def start_profiler(pid: int, path: str | None) -> asyncio.subprocess.Process | None:
-    """py-spy sampling the API process (collapsed stacks in `path`) until interrupted."""
-    if path is None:
-        return None
-    spy = str(Path(sys.executable).parent / "py-spy")
-    return await asyncio.create_subprocess_exec(
-        spy,
-        "record",
-        "--pid",
-        str(pid),
-        "--format",
-        "raw",
-        "--output",
-        path,
-        "--rate",
-        "200",
-        stdout=asyncio.subprocess.DEVNULL,
-    )
 
 
 async def until_healthy(base: str) -> None:

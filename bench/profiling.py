@@ -8,8 +8,8 @@ from pathlib import Path
 
 
 async def start_profiler(pid: int, path: str | None) -> asyncio.subprocess.Process | None:
-    """py-spy sampling process `pid` (raw collapsed stacks in `path`) until interrupted;
-    None without a path."""
+    """py-spy sampling process `pid` (raw collapsed stacks in `path`) until interrupted,
+    without pausing it; None without a path."""
     if path is None:
         return None
     spy = str(Path(sys.executable).parent / "py-spy")
@@ -22,6 +22,7 @@ async def start_profiler(pid: int, path: str | None) -> asyncio.subprocess.Proce
         "raw",
         "--output",
         path,
+        "--nonblocking",  # sample without pausing the process
         "--rate",
         "200",
         stdout=asyncio.subprocess.DEVNULL,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
@@ -27,11 +28,13 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.errors import Unauthenticated
+from app.http import SERVER_SEND
 from app.metrics import Metrics
 from app.runtime import Runtime
 from app.web import (
@@ -43,7 +46,7 @@ from app.web import (
 )
 from graphql_schema.context import GraphQLContext
 from graphql_schema.schema import build_schema
-from graphql_schema.shared_results import SHARED
+from graphql_schema.shared_results import OPERATION_OUTLET, SHARED
 
 #: strawberry's JSON encoding (`encode_json`), which shared payloads reproduce.
 COMPACT = (",", ":")
@@ -76,7 +79,40 @@ IDE_HTML = f"""<!doctype html>
 
 class PingingTransportWSHandler(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
     """graphql-transport-ws with server pings, so idle sockets stay open through proxies
-    and a vanished client is noticed."""
+    and a vanished client is noticed; and with an `Outlet` per operation, through which a
+    shared subscription result is written at once from the task that has it
+    (`shared_results`: direct delivery)."""
+
+    async def run_operation(self, operation: Operation[GraphQLContext, None]) -> None:
+        # This coroutine is the operation's own task: the outlet is seen only by it.
+        write = self._immediate_writer()
+        if write is not None:
+            OPERATION_OUTLET.set(OperationOutlet(self, operation, write))
+        await super().run_operation(operation)
+
+    def _immediate_writer(self) -> Callable[[str], bool] | None:
+        """A function that sends a text message now, or answers False without sending
+        anything; None when this server's `send` cannot promise that."""
+        ws = getattr(self.websocket, "ws", None)
+        send = None if ws is None else ws.scope.get(SERVER_SEND)
+        if send is None or not _is_sans_io_protocol(getattr(send, "__self__", None)):
+            return None
+
+        def write(text: str) -> bool:
+            # uvicorn's websockets-sansio `send` waits only before it writes, while the
+            # client is slow to read (transport paused): then nothing was sent, and the
+            # message takes the ordinary path, which waits.
+            sending = send({"type": "websocket.send", "text": text})
+            try:
+                sending.send(None)
+            except StopIteration:
+                return True
+            except Exception:  # closed or disconnected: the ordinary path reports it
+                return False
+            sending.close()
+            return False
+
+        return write
 
     async def handle(self) -> None:
         pinger = asyncio.create_task(self._ping(self.view.keep_alive_interval or 15.0))
@@ -114,6 +150,50 @@ class PingingTransportWSHandler(BaseGraphQLTransportWSHandler[GraphQLContext, No
                     await self.send_message({"type": "ping"})
                 except Exception:
                     return
+
+
+class OperationOutlet:
+    """One operation's `next` messages, written at once while the operation is live."""
+
+    __slots__ = ("_handler", "_operation", "_prefix", "_write")
+
+    def __init__(
+        self,
+        handler: BaseGraphQLTransportWSHandler[GraphQLContext, None],
+        operation: Operation[GraphQLContext, None],
+        write: Callable[[str], bool],
+    ) -> None:
+        self._handler = handler
+        self._operation = operation
+        self._write = write
+        operation_id = json.dumps(operation.id, separators=COMPACT)
+        self._prefix = f'{{"id":{operation_id},"type":"next","payload":'
+
+    def write_next(self, payload: str) -> bool:
+        global _last_message
+        operation = self._operation
+        if operation.completed or self._handler.operations.get(operation.id) is not operation:
+            return False  # completed, or the client ended it
+        prefix, last_payload, text = _last_message
+        if payload is not last_payload or prefix != self._prefix:
+            text = f"{self._prefix}{payload}}}"
+            _last_message = (self._prefix, payload, text)
+        return self._write(text)
+
+
+#: (prefix, payload, message) of the last `next` written: many subscribers use the same
+#: operation id (clients often number theirs from 1), so they get the very same text.
+_last_message: tuple[str, str, str] = ("", "", "")
+
+
+def _is_sans_io_protocol(server: object) -> bool:
+    try:
+        from uvicorn.protocols.websockets.websockets_sansio_impl import (
+            WebSocketsSansIOProtocol,
+        )
+    except ImportError:  # pragma: no cover - another server
+        return False
+    return isinstance(server, WebSocketsSansIOProtocol)
 
 
 class GraphQLApp(GraphQL[GraphQLContext, None]):

@@ -9,6 +9,7 @@ resolves sibling fields concurrently, every service call holds the request's loc
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -33,8 +34,9 @@ class GraphQLContext:
         self.authorization = authorization
         #: The `connection_init` payload of a WebSocket (strawberry sets it).
         self.connection_params: dict[str, Any] | None = None
-        self.loaders = Loaders(self)
-        self._stack = AsyncExitStack()
+        # Loaders and the exit stack are made when first needed: a WebSocket's context
+        # lives as long as the socket, and most sockets only follow a run (issue 5).
+        self._stack: AsyncExitStack | None = None
         self._lock = asyncio.Lock()
         self._service: ServiceContext | None = None
         self._failure: Unauthenticated | None = None
@@ -44,6 +46,8 @@ class GraphQLContext:
         if self._failure is not None:
             raise self._failure
         if self._service is None:
+            if self._stack is None:
+                self._stack = AsyncExitStack()
             try:
                 self._service = await self._stack.enter_async_context(
                     self.runtime.context(self.authorization)
@@ -52,6 +56,11 @@ class GraphQLContext:
                 self._failure = exc
                 raise
         return self._service
+
+    @functools.cached_property
+    def loaders(self) -> Loaders:
+        """This request's batch loaders."""
+        return Loaders(self)
 
     async def service(self) -> ServiceContext:
         """The authenticated service context (for helpers that do not touch the session)."""
@@ -106,7 +115,8 @@ class GraphQLContext:
 
     async def close(self) -> None:
         """End of the request: close the session (rolling back anything uncommitted)."""
-        await self._stack.aclose()
+        if self._stack is not None:
+            await self._stack.aclose()
 
 
 Info = strawberry.Info[GraphQLContext, None]

@@ -32,6 +32,9 @@ def is_unexpected(error: GraphQLError) -> bool:
 
 
 class MaskUnexpectedErrors(MaskErrors):
+    #: Its per-result hook only masks errors: a result without any passes unchanged.
+    passes_plain_results = True
+
     def __init__(self) -> None:
         super().__init__(should_mask_error=is_unexpected)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError, parse
@@ -20,7 +21,7 @@ from graphql_schema.mutations import Mutation
 from graphql_schema.operation_metrics import OperationMetrics, OperationNames
 from graphql_schema.queries import Query
 from graphql_schema.scalars import SCALAR_MAP
-from graphql_schema.shared_results import SharedEventExecutor
+from graphql_schema.shared_results import SharedEventExecutor, passes_plain_results
 from graphql_schema.subscriptions import Subscription
 
 #: Distinct document texts kept parsed.
@@ -45,6 +46,12 @@ class CachedParse(SchemaExtension):
 
 
 class GatewaySchema(strawberry.Schema):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Whether a subscription result without errors may skip the extensions'
+        #: per-result hooks (`shared_results`' direct delivery): none of them changes it.
+        self.passes_plain_results = passes_plain_results(self.get_extensions())
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:

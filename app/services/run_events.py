@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
 from sqlmodel import col, select
 
@@ -23,7 +23,12 @@ from models import SyncRun, SyncRunEvent
 
 
 async def follow_run_events(
-    ctx: ServiceContext, *, workspace_id: uuid.UUID, run_id: uuid.UUID, after: int = 0
+    ctx: ServiceContext,
+    *,
+    workspace_id: uuid.UUID,
+    run_id: uuid.UUID,
+    after: int = 0,
+    hand_over: Callable[[RunEvent], bool] | None = None,
 ) -> AsyncGenerator[RunEvent, None]:
     """The run's events with `seq > after` in order, with no gap and no duplicate: stored
     ones first, then live ones; ends after the terminal status event.
@@ -31,6 +36,13 @@ async def follow_run_events(
     A live event that skips sequence numbers (a lost or coalesced message) is preceded by
     the missing ones from the table, and a bus quiet for `events_quiet_seconds` makes the
     stream re-read the table, so a lost message never loses the final state.
+
+    `hand_over` lets a transport deliver live events itself, without waking the stream's
+    consumer for each (issue 5: one task sends an event to every subscriber): while the
+    stream waits for its next live event, that event is offered to `hand_over` first, and
+    one it takes (returns True) counts as delivered and is not yielded (after the terminal
+    event, the stream ends). Only the event right after the last one delivered is offered,
+    and nothing while the consumer still handles an earlier event.
     """
     await get_sync_run(ctx, workspace_id=workspace_id, run_id=run_id)
     return _follow(
@@ -38,9 +50,32 @@ async def follow_run_events(
         ctx.database,
         workspace_id,
         run_id,
-        max(after, 0),
+        _Position(max(after, 0), hand_over),
         ctx.settings.events_quiet_seconds,
     )
+
+
+class _Position:
+    """How far a follower has delivered (`last`), by yielding or by handing over."""
+
+    __slots__ = ("hand_over", "last")
+
+    def __init__(self, last: int, hand_over: Callable[[RunEvent], bool] | None) -> None:
+        self.last = last
+        self.hand_over = hand_over
+
+    def offer(self, event: RunEvent) -> bool:
+        """Whether `event` needs nothing more from the follower: already delivered, or the
+        next one and handed over now. The terminal event, once handed over, still wakes
+        the follower, which then ends."""
+        if event.seq <= self.last:
+            return not event.is_final
+        if event.seq != self.last + 1 or self.hand_over is None:
+            return False
+        if not self.hand_over(event):
+            return False
+        self.last = event.seq
+        return not event.is_final
 
 
 async def _follow(
@@ -48,41 +83,44 @@ async def _follow(
     database: Database,
     workspace_id: uuid.UUID,
     run_id: uuid.UUID,
-    after: int,
+    position: _Position,
     quiet: float,
 ) -> AsyncGenerator[RunEvent, None]:
     # Every event is wanted: a coalesced one would only be read back from the table.
     subscription = await bus.subscribe(run_id=run_id, coalesce=False)
-    last = after
+    if position.hand_over is not None:
+        subscription.hand_over = position.offer
     try:
         while True:
             while True:
-                stored = await _stored(database, workspace_id, run_id, last)
+                stored = await _stored(database, workspace_id, run_id, position.last)
                 for event in stored:
-                    last = event.seq
+                    position.last = event.seq
                     yield event
                     if event.is_final:
                         return
                 if len(stored) < MAX_EVENTS:
                     break
-            _quiet_reads.record(run_id, last)
+            _quiet_reads.record(run_id, position.last)
             while True:
                 live = await subscription.get(within=quiet)
                 if live is None and not subscription.closed:
-                    if _quiet_reads.seen_lately(run_id, last, quiet):
+                    if _quiet_reads.seen_lately(run_id, position.last, quiet):
                         continue  # another follower of the run just read the table
                     break  # quiet: the table has what a lost message missed
-                if live is None or live.seq > last + 1:
+                if live is None or live.seq > position.last + 1:
                     break  # closed, or a gap: the table has what is missing
-                if live.seq <= last:
-                    continue  # already sent (replayed, or delivered twice)
-                last = live.seq
+                if live.seq <= position.last:
+                    if live.is_final:
+                        return  # handed over: the stream ends here
+                    continue  # already sent (replayed, handed over, or delivered twice)
+                position.last = live.seq
                 yield live
                 if live.is_final:
                     return
             if subscription.closed:
                 # The bus shut down (the process is stopping): a last read, then end.
-                for event in await _stored(database, workspace_id, run_id, last):
+                for event in await _stored(database, workspace_id, run_id, position.last):
                     yield event
                 return
     finally:

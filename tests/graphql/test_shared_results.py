@@ -116,7 +116,7 @@ async def test_subscribers_share_results_but_each_gets_its_own_events_and_id(
     assert (await first_message(outsider))["type"] == "complete"
     await outsider.close()
 
-    hits = SHARED.hits
+    hits, delivered = SHARED.hits, SHARED.delivered
     at = dt.datetime.now(dt.UTC)
     payload: dict[str, Any]
     for seq in range(2, 7):
@@ -162,6 +162,9 @@ async def test_subscribers_share_results_but_each_gets_its_own_events_and_id(
     assert events(streams["late"]) == a_events[3:]
     # b (and late) reused a's results: at least one hit per live event.
     assert SHARED.hits - hits >= 5
+    # The live events reached the caught-up subscribers straight from the task that received
+    # them (direct delivery), each in its own `next` message with its own id.
+    assert SHARED.delivered - delivered >= 5
 
 
 def operation(text: str) -> OperationDefinitionNode:

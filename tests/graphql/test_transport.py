@@ -157,3 +157,18 @@ async def test_websockets_from_the_same_or_an_allowed_origin_are_accepted(
     same = origins_server.replace("ws://", "http://").removesuffix("/graphql")
     for origin in (None, same, ALLOWED_ORIGIN, ALLOWED_ORIGIN + "/", "https://b.test"):
         assert await acknowledged(origins_server, origin, world.viewer_token), origin
+
+
+async def test_websockets_are_counted_by_how_the_upgrade_went(
+    origins_server: str, world: World
+) -> None:
+    assert await acknowledged(origins_server, None, world.viewer_token)
+    with pytest.raises(InvalidStatus):
+        await acknowledged(origins_server, "https://evil.example", world.viewer_token)
+    base = origins_server.replace("ws://", "http://").removesuffix("/graphql")
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{base}/metrics")).text
+    total = "signalsmith_http_requests_total"
+    assert sample(text, total, method="WS", route="/graphql", status="101") == 1.0
+    assert sample(text, total, method="WS", route="/graphql", status="403") == 1.0
+    assert sample(text, total, method="WS", route="/graphql", status="500") is None

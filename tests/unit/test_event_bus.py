@@ -107,3 +107,53 @@ async def test_get_times_out_after_its_own_wait_however_the_timer_was_armed() ->
     assert await follower.get(within=0) is None
     await bus.close()
     assert await follower.get(within=5) is None  # closed: at once
+
+
+async def test_a_waiting_subscriber_may_take_events_as_they_come_in_order() -> None:
+    """`hand_over` sees an event only while the subscriber waits with nothing buffered;
+    what it takes is neither buffered nor wakes the subscriber, and what it declines is
+    buffered, after which later events queue behind it rather than overtake it."""
+    bus = InMemoryEventBus()
+    run = uuid.uuid4()
+    follower = await bus.subscribe(run_id=run, coalesce=False)
+    taken: list[int] = []
+    declines = {3}
+
+    def hand_over(event: RunEvent) -> bool:
+        if event.seq in declines:
+            return False
+        taken.append(event.seq)
+        return True
+
+    follower.hand_over = hand_over
+    await bus.publish(event(run, 1, "progress", done=1))  # not waiting yet: buffered
+    assert [e.seq for e in follower.pending()] == [1]
+    assert (await follower.get(within=0)).seq == 1  # type: ignore[union-attr]
+    waiting = asyncio.create_task(follower.get(within=30))
+    await asyncio.sleep(0)  # the subscriber now waits
+    await bus.publish(event(run, 2, "progress", done=2))
+    assert taken == [2] and follower.pending() == [] and not waiting.done()
+    await bus.publish(event(run, 3, "status", status="running"))  # declined: wakes it
+    await bus.publish(event(run, 4, "progress", done=4))  # behind 3, not handed over
+    assert [e.seq for e in follower.pending()] == [3, 4] and taken == [2]
+    assert (await waiting).seq == 3  # type: ignore[union-attr]
+    assert (await follower.get(within=0)).seq == 4  # type: ignore[union-attr]
+    await bus.close()
+
+
+async def test_events_handed_over_keep_a_waiting_subscriber_from_timing_out() -> None:
+    """`get(within)` answers None only after `within` seconds without any event, counting
+    the ones handed over."""
+    bus = InMemoryEventBus()
+    run = uuid.uuid4()
+    follower = await bus.subscribe(run_id=run, coalesce=False)
+    follower.hand_over = lambda _: True
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    waiting = asyncio.create_task(follower.get(within=0.2))
+    for seq in range(1, 5):
+        await asyncio.sleep(0.1)
+        await bus.publish(event(run, seq, "progress", done=seq))
+    assert await waiting is None
+    assert loop.time() - started >= 0.55  # 0.2 s after the last event, at about 0.4 s
+    await bus.close()
