@@ -62,12 +62,14 @@ class Served:
 @pytest.fixture
 async def served(settings: Settings, receiver: Receiver, hook_url: str) -> AsyncIterator[Served]:
     """The API on a free port (runs in-process, events in memory) and a world whose sync
-    sends its 4 members to the receiver one per batch."""
+    sends its 4 members to the receiver one batch at a time."""
     local = settings.model_copy(update={"allow_private_destinations": True})
     runtime = Runtime(local)
     try:
         world = await create_world(runtime)
-        sync = await hooked_sync(runtime, world, hook_url, config={"batch_size": 1})
+        sync = await hooked_sync(
+            runtime, world, hook_url, config={"batch_size": 1, "concurrency": 1}
+        )
         with serve_in_thread(create_app(local), ws="websockets-sansio") as base:
             yield Served(base, world, sync, receiver)
     finally:
