@@ -6,13 +6,15 @@ For each connector (HubSpot, Braze) a mirror sync of N members runs through the 
 an in-process runtime (SQLite metadata, a SQLite people source, the run queued and executed in
 this process) against the vendor's emulator from `tests/emulators/`, which enforces the
 documented window (HubSpot 100 requests / 10 s, Braze 3 000 / 3 s) and answers 429 beyond it.
+The emulator runs in a process of its own (`--serve-emulator NAME`, uvicorn with httptools),
+as the vendor is not in the engine's process in production.
 Prints, per connector: `members`, `requests` (every request the emulator saw), `elapsed_s`
 (the run's `started_at` → `finished_at`), `allowed_requests` (the window's rate times elapsed),
 `budget_used` (requests / allowed), `throttled` (429s from the window), the run's `status` and
 `held` (members the emulator holds afterwards), `ms_per_request` (elapsed / requests: the
-engine's round trip when the budget is not the bound), and `process_cpu_s` (this process's CPU
-during the sync, the emulator's thread included). Everything lives in a temporary folder,
-removed at the end.
+engine's round trip when the budget is not the bound), `process_cpu_s` (this process's CPU
+during the sync) and `emulator_cpu_s` (the emulator process's). Everything lives in a
+temporary folder, removed at the end.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import argparse
 import asyncio
 import json
 import socket
+import subprocess
+import sys
 import tempfile
-import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +36,9 @@ from typing import Any
 import uvicorn
 from cryptography.fernet import Fernet
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
 
 from app.db import migrate
 from app.runtime import Runtime
@@ -47,24 +54,69 @@ from tests.destinations.contract.people import person, write_people
 HARNESSES = {"hubspot": HUBSPOT, "braze": BRAZE}
 
 
-@contextmanager
-def serve(app: Starlette) -> Iterator[str]:
-    """The emulator on uvicorn's default (httptools) protocol in a thread; yields its base URL.
-    (The tests' h11 server waits out TCP's delayed ACK, about 40 ms a request.)"""
+#: The emulator process's own route for what it saw (not a vendor route; never logged).
+STATS = "/_bench/stats"
+
+
+def serve_emulator(name: str) -> None:
+    """The emulator process: serves HARNESSES[name]'s emulator on uvicorn's default (httptools)
+    protocol on a free port, after printing one JSON line, {"base_url", "config"}. (The tests'
+    h11 server waits out TCP's delayed ACK, about 40 ms a request.)"""
+    harness = HARNESSES[name]
+    emulator = harness.emulator()
+
+    async def stats(_: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "requests": len(emulator.log),
+                "throttled": emulator.throttled,
+                "held": len(emulator.members()),
+                "cpu_s": time.process_time(),
+            }
+        )
+
+    app = Starlette(routes=[Route(STATS, stats), Mount("/", app=emulator.app())])
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    print(json.dumps({"base_url": base_url, "config": harness.config(emulator, base_url)}))
+    sys.stdout.flush()
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+@contextmanager
+def emulator_process(name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Starts `serve_emulator(name)` in a process of its own; yields its base URL and the
+    connector config for it; stops it at the end."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.budget", "--serve-emulator", name],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        assert process.stdout is not None
+        started = json.loads(process.stdout.readline())
+        base_url = started["base_url"]
+        deadline = time.monotonic() + 30
+        while True:  # the port is bound before uvicorn listens on it
+            try:
+                emulator_stats(base_url)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield base_url, started["config"]
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def emulator_stats(base_url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{base_url}{STATS}", timeout=10) as answer:
+        stats: dict[str, Any] = json.loads(answer.read())
+    return stats
 
 
 async def measure(harness: Harness, members: int, folder: Path) -> dict[str, Any]:
@@ -79,16 +131,17 @@ async def measure(harness: Harness, members: int, folder: Path) -> dict[str, Any
     )
     await asyncio.to_thread(migrate, settings.database_url)
     path = write_people(folder / "sources", (person(i, ltv=1000.0) for i in range(1, members + 1)))
-    emulator = harness.emulator()
-    window = emulator.window
+    window = harness.emulator().window
     assert window is not None
-    with serve(emulator.app()) as base_url:
+    with emulator_process(harness.type) as (base_url, config):
+        before = emulator_stats(base_url)
         cpu = time.process_time()
-        run = await _sync(settings, path, harness, harness.config(emulator, base_url))
+        run = await _sync(settings, path, harness, config)
         cpu = time.process_time() - cpu
+        after = emulator_stats(base_url)
     assert run.started_at is not None and run.finished_at is not None
     elapsed = (run.finished_at - run.started_at).total_seconds()
-    requests = len(emulator.log)
+    requests = after["requests"]
     allowed = window.requests / window.seconds * elapsed
     return {
         "benchmark": "budget",
@@ -98,12 +151,12 @@ async def measure(harness: Harness, members: int, folder: Path) -> dict[str, Any
         "elapsed_s": round(elapsed, 2),
         "allowed_requests": round(allowed),
         "budget_used": round(requests / allowed, 3),
-        "throttled": emulator.throttled,
+        "throttled": after["throttled"],
         "status": str(run.status),
-        "held": len(emulator.members()),
+        "held": after["held"],
         "ms_per_request": round(elapsed / requests * 1000, 2),
-        # This process's CPU over the sync, the emulator's thread included (one GIL).
         "process_cpu_s": round(cpu, 2),
+        "emulator_cpu_s": round(after["cpu_s"] - before["cpu_s"], 2),
         "window": f"{window.requests}/{window.seconds:g}s",
     }
 
@@ -186,11 +239,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--only", action="append", choices=sorted(HARNESSES))
     parser.add_argument("--json", action="store_true", help="one JSON line per connector")
+    parser.add_argument("--serve-emulator", choices=sorted(HARNESSES), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def run(argv: list[str] | None = None) -> None:
-    asyncio.run(main(parse(argv)))
+    arguments = parse(argv)
+    if arguments.serve_emulator:
+        serve_emulator(arguments.serve_emulator)
+    else:
+        asyncio.run(main(arguments))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from typing import Any
 
 import phonenumbers
 
+from app.destinations.phone_e164 import e164
+
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _GOOGLE_MAIL = frozenset({"gmail.com", "googlemail.com"})
@@ -83,8 +85,12 @@ def _google_email(value: Any) -> str:
 
 def _phone(value: Any, region: str | None) -> str:
     text = _text(value)
+    plus = text.startswith("+")
+    shortcut = e164(text, None if plus else region)
+    if shortcut is not None:
+        return shortcut
     try:
-        number = phonenumbers.parse(text, None if text.startswith("+") else region)
+        number = phonenumbers.parse(text, None if plus else region)
     except phonenumbers.NumberParseException:
         raise InvalidValue("is not a phone number") from None
     if not phonenumbers.is_valid_number(number):

@@ -18,7 +18,7 @@ from urllib.parse import urljoin
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.destinations.address_guard import AddressPolicy, check_url, pin
+from app.destinations.address_guard import AddressPolicy, HostPins, check_url
 from app.destinations.base import Batch, BatchResult, TerminalError, TransientError
 from app.destinations.config import http_url, secret_field
 from app.destinations.spec import DestinationSpec
@@ -80,6 +80,7 @@ class WebhookConnector:
         self._headers: dict[str, str] = dict(config.get("headers") or {})
         self._secret: str | None = config.get("secret")
         self._policy = policy
+        self._pins = HostPins(policy)  # each host resolved and checked once per run
         self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
 
     async def check(self) -> None:
@@ -105,7 +106,7 @@ class WebhookConnector:
     async def _post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
         url = self._url
         for _ in range(MAX_REDIRECTS + 1):
-            target = await pin(url, self._policy)
+            target = await self._pins.pin(url)
             try:
                 response = await self._client.post(
                     target.url,
