@@ -25,6 +25,9 @@ Choices where the documentation leaves room, each the closest documented behavio
   `RESOURCE_EXHAUSTED` (sent without `Retry-After`) and 5xx are transient.
 - **Updates** ingest the member's current identifiers; identifiers it had before stay in the
   list (the API removes only what it is told), so changed emails are added, not replaced.
+- **Credentials**: an access token as it is, or (for syncs that outlive its hour) an OAuth
+  client and a refresh token, from which `app.destinations.google_oauth` obtains and renews
+  access tokens; a refused refresh token denies access.
 - **Rate limit**: 300 requests a minute per Google Cloud project. Runs paced together are
   those naming the same `quota_project_id` (sent as `x-goog-user-project`).
 
@@ -43,10 +46,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import httpx
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from app.destinations.base import Batch, BatchResult, Operation, Record
-from app.destinations.config import VendorConfig, secret_field
+from app.destinations.config import VendorConfig, http_url, secret_field
+from app.destinations.google_oauth import TOKEN_URL, FixedToken, RefreshedToken
 from app.destinations.identifiers import InvalidValue, Normalizer
 from app.destinations.spec import BuildOptions, DestinationSpec, FieldSpec, RateLimit
 from app.destinations.vendor_http import VendorClient
@@ -62,10 +66,28 @@ _MEMBER_PATH = re.compile(r"audience_?members\[(\d+)\]", re.IGNORECASE)
 
 class GoogleAdsConfig(VendorConfig):
     base_url: str = Field(default=API_URL, max_length=2000)
-    access_token: str = secret_field(
+    access_token: str | None = secret_field(
+        default=None,
         min_length=1,
         max_length=4000,
-        description="OAuth 2.0 access token with the datamanager scope",
+        description="OAuth 2.0 access token with the datamanager scope (lives about an hour; "
+        "for syncs that keep running, give client_id, client_secret and refresh_token instead)",
+    )
+    client_id: str | None = Field(
+        default=None, min_length=1, max_length=300, description="OAuth 2.0 client id"
+    )
+    client_secret: str | None = secret_field(
+        default=None, min_length=1, max_length=300, description="OAuth 2.0 client secret"
+    )
+    refresh_token: str | None = secret_field(
+        default=None,
+        min_length=1,
+        max_length=4000,
+        description="OAuth 2.0 refresh token (offline access, datamanager scope): access "
+        "tokens are obtained and renewed with it",
+    )
+    token_url: str = Field(
+        default=TOKEN_URL, max_length=2000, description="Google's OAuth 2.0 token endpoint"
     )
     operating_account_id: str = Field(
         pattern=r"^\d{1,20}$", description="Google Ads customer ID that owns the list, no dashes"
@@ -90,6 +112,24 @@ class GoogleAdsConfig(VendorConfig):
         pattern=r"^[a-z][a-z0-9-]{4,62}$",
         description="Google Cloud project whose quota the calls use (x-goog-user-project)",
     )
+
+    @field_validator("token_url")
+    @classmethod
+    def _token_url(cls, value: str) -> str:
+        return http_url(value)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> GoogleAdsConfig:
+        refresh = (self.client_id, self.client_secret, self.refresh_token)
+        if self.access_token and any(refresh):
+            raise ValueError(
+                "set access_token, or client_id, client_secret and refresh_token, not both"
+            )
+        if not self.access_token and not all(refresh):
+            raise ValueError(
+                "set access_token, or all of client_id, client_secret and refresh_token"
+            )
+        return self
 
 
 EMAIL, PHONE = "hashedEmail", "hashedPhoneNumber"
@@ -174,7 +214,7 @@ class GoogleAdsConnector:
     ) -> None:
         settings = GoogleAdsConfig.model_validate(config)
         self._settings = settings
-        headers = {"Authorization": f"Bearer {settings.access_token}"}
+        headers = {}
         if settings.quota_project_id:
             headers["x-goog-user-project"] = settings.quota_project_id
         self.client = VendorClient(
@@ -183,8 +223,52 @@ class GoogleAdsConnector:
             options,
             headers=headers,
             rate_limit=rate_limit,
-            secrets=[settings.access_token],
+            secrets=[settings.access_token, settings.client_secret, settings.refresh_token],
         )
+        self._auth: FixedToken | RefreshedToken
+        if settings.access_token:
+            self._auth = FixedToken(settings.access_token)
+        else:
+            assert settings.client_id and settings.client_secret and settings.refresh_token
+            self._auth = RefreshedToken(
+                client_id=settings.client_id,
+                client_secret=settings.client_secret,
+                refresh_token=settings.refresh_token,
+                token_url=settings.token_url,
+                options=options,
+                on_token=self.client.add_secret,
+            )
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        passthrough: tuple[int, ...] = (),
+    ) -> httpx.Response:
+        """One API call with a current access token; a renewable token the API refuses is
+        renewed and the call sent once more."""
+        token = await self._auth.token()
+        renews = self._auth.renews
+        response = await self.client.request(
+            method,
+            path,
+            json=json,
+            headers={**(headers or {}), "Authorization": f"Bearer {token}"},
+            passthrough=(*passthrough, 401) if renews else passthrough,
+        )
+        if renews and response.status_code == 401:
+            token = await self._auth.renew(token)
+            response = await self.client.request(
+                method,
+                path,
+                json=json,
+                headers={**(headers or {}), "Authorization": f"Bearer {token}"},
+                passthrough=passthrough,
+            )
+        return response
 
     def _account(self, account_id: str) -> dict[str, str]:
         return {"accountType": "GOOGLE_ADS", "accountId": account_id}
@@ -213,7 +297,7 @@ class GoogleAdsConnector:
         headers = {}
         if s.login_account_id:
             headers["login-account"] = f"accountTypes/GOOGLE_ADS/accounts/{s.login_account_id}"
-        await self.client.request(
+        await self._request(
             "GET",
             f"/v1/accountTypes/GOOGLE_ADS/accounts/{s.operating_account_id}"
             f"/userLists/{s.user_list_id}",
@@ -245,7 +329,7 @@ class GoogleAdsConnector:
                 rejected.append((record.key, "no email, phone number or complete address"))
         verb = "remove" if batch.operation is Operation.remove else "ingest"
         while pending:
-            response = await self.client.request(
+            response = await self._request(
                 "POST",
                 f"/v1/audienceMembers:{verb}",
                 json=self.body(batch.operation, [ids for _, ids in pending]),
@@ -263,6 +347,7 @@ class GoogleAdsConnector:
         )
 
     async def close(self) -> None:
+        await self._auth.close()
         await self.client.close()
 
 

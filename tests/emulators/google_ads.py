@@ -12,6 +12,8 @@ The API fails fast: a request with an invalid member is refused whole with 400
 `INVALID_ARGUMENT`, its `BadRequest.fieldViolations` naming the member
 (`audience_members.audience_members[i]`), and nothing in it is applied. So `reject` answers
 that way (the vendor's per-member error format), and `poison` with a 400 naming no member.
+Access tokens come from `/token`, Google's OAuth 2.0 token endpoint (refresh-token grant):
+each lives `token_lifetime` seconds, a revoked refresh token is `invalid_grant`.
 The documented quota, 300 requests a minute a project, answers 429 `RESOURCE_EXHAUSTED`
 (without `Retry-After`, as Google sends it).
 
@@ -25,8 +27,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -43,6 +48,7 @@ CONSENT = {"CONSENT_STATUS_UNSPECIFIED", "CONSENT_GRANTED", "CONSENT_DENIED"}
 TERMS = {"TERMS_OF_SERVICE_STATUS_UNSPECIFIED", "ACCEPTED", "REJECTED"}
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _PROBLEM = "There was a problem with the request."
+FORM = "application/x-www-form-urlencoded"
 
 
 class Refusal(Exception):
@@ -50,6 +56,11 @@ class Refusal(Exception):
 
     def __init__(self, response: Response) -> None:
         self.response = response
+
+
+def oauth_error(status: int, error: str, description: str) -> JSONResponse:
+    """An OAuth 2.0 token endpoint's error (RFC 6749 §5.2)."""
+    return JSONResponse({"error": error, "error_description": description}, status_code=status)
 
 
 def google_error(
@@ -128,6 +139,18 @@ class GoogleAdsEmulator(EmulatorBase):
     bodies: list[dict[str, Any]] = field(default_factory=list)
     #: Headers of every request (for tests).
     headers: list[dict[str, str]] = field(default_factory=list)
+    #: The OAuth client and the refresh token its token endpoint (`/token`) honours.
+    client_id: str = "signalsmith-emulator.apps.googleusercontent.com"
+    client_secret: str = "GOCSPX-emulator-client-secret"
+    refresh_token: str = "1//0emulator-refresh-token"
+    #: Seconds an access token from the refresh token lives (Google's: 3599).
+    token_lifetime: int = 3599
+    #: The refresh token was revoked (by the user, or after six months unused).
+    revoked: bool = False
+    #: Access tokens issued from the refresh token, each with when it expires (monotonic).
+    issued: dict[str, float] = field(default_factory=dict)
+    #: The form of every token request, in order (for tests).
+    token_requests: list[dict[str, str]] = field(default_factory=list)
 
     def app(self) -> Starlette:
         return Starlette(
@@ -139,6 +162,7 @@ class GoogleAdsEmulator(EmulatorBase):
                     self.user_list_get,
                     methods=["GET"],
                 ),
+                Route("/token", self.token_endpoint, methods=["POST"]),
             ]
         )
 
@@ -173,6 +197,36 @@ class GoogleAdsEmulator(EmulatorBase):
 
     async def remove(self, request: Request) -> Response:
         return await self._write(request, remove=True)
+
+    def expire_tokens(self) -> None:
+        """Every access token issued so far expires now (as after an hour)."""
+        self.issued = dict.fromkeys(self.issued, 0.0)
+
+    async def token_endpoint(self, request: Request) -> Response:
+        """Google's OAuth 2.0 token endpoint, refresh-token grant only: a form in, a token
+        out; RFC 6749 §5.2 errors as Google words them."""
+        if request.headers.get("content-type", "").split(";")[0] != FORM:
+            return oauth_error(400, "invalid_request", "Invalid content type.")
+        form = {k: v[-1] for k, v in parse_qs((await request.body()).decode()).items()}
+        self.token_requests.append(form)
+        if form.get("grant_type") != "refresh_token":
+            return oauth_error(400, "unsupported_grant_type", "Invalid grant_type.")
+        if form.get("client_id") != self.client_id:
+            return oauth_error(401, "invalid_client", "The OAuth client was not found.")
+        if form.get("client_secret") != self.client_secret:
+            return oauth_error(401, "invalid_client", "Unauthorized")
+        if form.get("refresh_token") != self.refresh_token or self.revoked:
+            return oauth_error(400, "invalid_grant", "Token has been expired or revoked.")
+        token = f"ya29.emulated-{len(self.issued) + 1}-{secrets.token_hex(8)}"
+        self.issued[token] = time.monotonic() + self.token_lifetime
+        return JSONResponse(
+            {
+                "access_token": token,
+                "expires_in": self.token_lifetime,
+                "scope": "https://www.googleapis.com/auth/datamanager",
+                "token_type": "Bearer",
+            }
+        )
 
     # --- the write path ----------------------------------------------------------------------
 
@@ -227,8 +281,21 @@ class GoogleAdsEmulator(EmulatorBase):
 
     def _authenticate(self, request: Request) -> Response | None:
         self.headers.append(dict(request.headers))
-        if request.headers.get("authorization") == f"Bearer {self.token}":
+        given = request.headers.get("authorization", "")
+        if given == f"Bearer {self.token}":
             return None
+        expires = self.issued.get(given.removeprefix("Bearer "))
+        if expires is not None and time.monotonic() < expires:
+            return None
+        if expires is not None:
+            return google_error(
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials. Expected OAuth 2 access "
+                "token, login cookie or other valid authentication credential.",
+                reason="ACCESS_TOKEN_EXPIRED",
+                domain="googleapis.com",
+            )
         return google_error(
             401,
             "UNAUTHENTICATED",

@@ -37,6 +37,13 @@ class Harness:
     normalises: bool = True
     #: People in one audience that need more than one request at the vendor's batch limit.
     over_one_batch: int = 0
+    #: How the suite names this harness (default: the type; a second harness of a type, say
+    #: other credentials, needs a name of its own).
+    name: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.name or self.type
 
 
 def discover() -> list[Harness]:

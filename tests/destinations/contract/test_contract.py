@@ -33,7 +33,7 @@ from tests.factories import World, as_token, create_world
 from tests.servers import serve_in_thread
 
 
-@pytest.fixture(params=HARNESSES, ids=lambda h: h.type)
+@pytest.fixture(params=HARNESSES, ids=lambda h: h.id)
 def harness(request: pytest.FixtureRequest) -> Harness:
     return request.param  # type: ignore[no-any-return]
 
@@ -43,7 +43,7 @@ with_credentials = pytest.mark.parametrize(
     "harness",
     [h for h in HARNESSES if h.bad_config is not None],
     indirect=True,
-    ids=lambda h: h.type,
+    ids=lambda h: h.id,
 )
 
 
