@@ -236,7 +236,17 @@ async def sync_runs(
     cpu: list[float] = []
     server_cpu: list[float] = []
 
-    async def one_run() -> SyncRun:
+    async def one_run(name: str) -> SyncRun:
+        path = f"{arguments.profile}.{name}" if arguments.profile else None
+        profiler = await start_profiler(worker.pid, path)
+        try:
+            return await timed_run()
+        finally:
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)
+                await profiler.wait()
+
+    async def timed_run() -> SyncRun:
         before, server_before = cpu_s(worker.pid), postgres_cpu_s()
         async with runtime.context(f"Bearer {boot.token}") as ctx:
             run = await runs.trigger_sync_run(ctx, workspace_id=wid, sync_id=sync.id)
@@ -256,21 +266,15 @@ async def sync_runs(
         return round((run.finished_at - run.started_at).total_seconds(), 3)
 
     try:
-        first = await one_run()
+        first = await one_run("first")
         rss_after_first = rss_mb(worker.pid, "VmHWM")
-        profiler = await start_profiler(worker.pid, arguments.profile)
-        try:
-            noop = await one_run()
-        finally:
-            if profiler is not None:
-                profiler.send_signal(signal.SIGINT)
-                await profiler.wait()
+        noop = await one_run("noop")
         connection = await asyncpg.connect(source_url)
         try:
             await connection.execute("UPDATE customers SET plan = plan || '+' WHERE id % 100 = 7")
         finally:
             await connection.close()
-        churn = await one_run()
+        churn = await one_run("churn")
         peak = rss_mb(worker.pid, "VmHWM")
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -310,7 +314,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--url", default=DEFAULT_URL, help="PostgreSQL admin URL")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     parser.add_argument(
-        "--profile", metavar="PATH", help="py-spy the worker during the no-op rerun"
+        "--profile", metavar="PATH", help="py-spy the worker during each run (PATH.first, …)"
     )
     return parser.parse_args(argv)
 

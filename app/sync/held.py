@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, Numeric, Select, cast, delete, func, select, text
+from sqlalchemy import Integer, Numeric, Select, TextClause, cast, delete, func, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
@@ -126,17 +126,18 @@ async def record_sent(
     """
     now = utcnow()
     if upserts and session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            _UNNEST_UPSERT,
-            {
-                "sync_id": sync_id,
-                "keys": [key for key, _, _ in upserts],
-                "fingerprints": [fp for _, fp, _ in upserts],
-                "identifiers": [json.dumps(ids) if ids else None for _, _, ids in upserts],
-                "now": now,
-                "numeric": numeric,
-            },
-        )
+        parameters = {
+            "sync_id": sync_id,
+            "keys": [key for key, _, _ in upserts],
+            "fingerprints": [fp for _, fp, _ in upserts],
+            "now": now,
+            "numeric": numeric,
+        }
+        identifiers = [json.dumps(ids) if ids else None for _, _, ids in upserts]
+        if any(identifiers):
+            await session.execute(_UNNEST_UPSERT, {**parameters, "identifiers": identifiers})
+        else:  # a destination that names members by key alone: no array of NULLs to encode
+            await session.execute(_UNNEST_UPSERT_KEYED, parameters)
     elif upserts:
         statement = sqlite.insert(SyncedMember.__table__)  # type: ignore[attr-defined]
         statement = statement.on_conflict_do_update(
@@ -167,18 +168,25 @@ async def record_sent(
         )
 
 
-_UNNEST_UPSERT = text(
-    "INSERT INTO synced_members "
-    "(sync_id, member_key, member_order, fingerprint, identifiers, synced_at) "
-    "SELECT CAST(:sync_id AS UUID), key, "
-    "CASE WHEN CAST(:numeric AS BOOLEAN) THEN CAST(key AS NUMERIC) END, "
-    "fingerprint, CAST(identifiers AS JSONB), CAST(:now AS TIMESTAMPTZ) "
-    "FROM unnest(CAST(:keys AS TEXT[]), CAST(:fingerprints AS TEXT[]), "
-    "CAST(:identifiers AS TEXT[])) AS sent (key, fingerprint, identifiers) "
-    "ON CONFLICT (sync_id, member_key) DO UPDATE SET fingerprint = excluded.fingerprint, "
-    "member_order = excluded.member_order, identifiers = excluded.identifiers, "
-    "synced_at = excluded.synced_at"
+def _unnest_upsert(identifiers: str, arrays: str) -> TextClause:
+    return text(
+        "INSERT INTO synced_members "
+        "(sync_id, member_key, member_order, fingerprint, identifiers, synced_at) "
+        "SELECT CAST(:sync_id AS UUID), key, "
+        "CASE WHEN CAST(:numeric AS BOOLEAN) THEN CAST(key AS NUMERIC) END, "
+        f"fingerprint, {identifiers}, CAST(:now AS TIMESTAMPTZ) "
+        f"FROM unnest(CAST(:keys AS TEXT[]), CAST(:fingerprints AS TEXT[]){arrays}) "
+        "ON CONFLICT (sync_id, member_key) DO UPDATE SET fingerprint = excluded.fingerprint, "
+        "member_order = excluded.member_order, identifiers = excluded.identifiers, "
+        "synced_at = excluded.synced_at"
+    )
+
+
+_UNNEST_UPSERT = _unnest_upsert(
+    "CAST(identifiers AS JSONB)",
+    ", CAST(:identifiers AS TEXT[])) AS sent (key, fingerprint, identifiers",
 )
+_UNNEST_UPSERT_KEYED = _unnest_upsert("CAST(NULL AS JSONB)", ") AS sent (key, fingerprint")
 
 _FILL_ORDER = text(
     "UPDATE synced_members SET member_order = CAST(member_key AS NUMERIC) "
