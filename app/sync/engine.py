@@ -248,7 +248,48 @@ class SyncEngine:
                 (Record(keys[i], payload), fingerprints[i], identify(payload) or None)
                 for i, payload in zip(indexes, payloads, strict=True)
             ]
+            if operation is Operation.update:
+                items = await self._retire_old_identities(items)
         self.pending[operation].extend(items)
+
+    async def _retire_old_identities(self, items: list[Item]) -> list[Item]:
+        """Updates whose identifiers changed (a new email): the vendor would keep the person
+        under the identifiers we sent before, and a later exit would remove only the new
+        ones. So those are removed first, and the update goes out once that landed. An
+        update whose old identity the vendor refused to remove is not sent: it fails, and
+        the next run tries again (its held fingerprint is the old one)."""
+        async with self.sessions() as session:
+            held = await held_identifiers(session, self.sync.id, [r.key for r, _, _ in items])
+        stale = {
+            record.key: held[record.key]
+            for record, _, identifiers in items
+            if record.key in held and _left_behind(held[record.key], identifiers or {})
+        }
+        if not stale:
+            return items
+        refused: dict[str, str] = {}
+        retired = [Record(key, {"member_key": key, **ids}) for key, ids in stale.items()]
+        for start in range(0, len(retired), self.batch_size):
+            chunk = tuple(retired[start : start + self.batch_size])
+            batch = Batch(self.sync.id, self.job.run_id, Operation.remove, chunk)
+            delivery = await deliver(self.job.connector, batch, self.job.policy)
+            refused.update((*delivery.rejected, *delivery.failed))
+        kept: list[Item] = []
+        for item in items:
+            record, fp, _ = item
+            reason = refused.get(record.key)
+            if reason is None:
+                kept.append(item)
+                continue
+            self.ledger.row(
+                record.key,
+                Operation.update.value,
+                "failed",
+                f"the identifiers it was sent under before could not be removed: {reason}",
+                fp,
+            )
+            self.tally.failed[Operation.update.value] += 1
+        return kept
 
     def _retried_and_held_back(
         self, index: int, members: Members, operation: Operation, refused: dict[str, Refused]
@@ -340,3 +381,8 @@ class SyncEngine:
         await self.ledger.commit(landed)
         if self.deadline is not None and time.monotonic() > self.deadline:
             self._time_out()
+
+
+def _left_behind(before: dict[str, object], now: dict[str, object]) -> bool:
+    """Whether an identifier the member was sent under is not among its identifiers now."""
+    return any(now.get(field) != value for field, value in before.items())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -256,9 +256,55 @@ async def test_mirror_follows_every_membership_change(
     assert sum(unchanged.planned.values()) == 0 and unchanged.unchanged == len(s.expected())
 
 
-def _replan(person: Person) -> Person:
-    from dataclasses import replace
+async def test_a_changed_identifier_leaves_the_vendor_holding_only_the_new_one(
+    runtime: Runtime, harness: Harness, emulator: EmulatorBase, base_url: str
+) -> None:
+    crowd = people(8)
+    s = await stage(runtime, harness, emulator, base_url, crowd)
+    sync = await s.sync("mirror")
+    await s.run(sync)
+    assert s.held() == s.expected()
+    mover, stayer = [p for p in crowd if p.member][:2]
+    s.change(replace(mover, email=f"moved.{mover.id}@example.org"))
+    moved = await s.run(sync)
+    assert moved.status == RunStatus.succeeded, moved.error
+    assert moved.succeeded == {"add": 0, "update": 1, "remove": 0}
+    assert s.held() == s.expected()  # the vendor no longer holds the old address
+    s.change(s.people[mover.id].leaving(), replace(stayer, phone="+1 650 253 9999"))
+    left = await s.run(sync)
+    assert left.status == RunStatus.succeeded, left.error
+    assert left.succeeded["remove"] == 1 and s.held() == s.expected()
 
+
+@pytest.mark.parametrize(
+    "harness", [h for h in HARNESSES if h.id == "google_ads"], indirect=True, ids=lambda h: h.id
+)
+async def test_an_identity_change_the_vendor_refuses_is_reported_and_retried(
+    runtime: Runtime, harness: Harness, emulator: EmulatorBase, base_url: str
+) -> None:
+    crowd = people(6)
+    s = await stage(runtime, harness, emulator, base_url, crowd)
+    sync = await s.sync("mirror")
+    await s.run(sync)
+    mover = next(p for p in crowd if p.member)
+    # Google refuses the removal of the identity the member was sent under.
+    emulator.reject.add(harness.identity(mover))
+    s.change(replace(mover, email=f"moved.{mover.id}@example.org"))
+    refused = await s.run(sync)
+    assert refused.status == RunStatus.partial, refused.error
+    assert refused.failed["update"] == 1 and refused.succeeded["update"] == 0
+    async with runtime.database.session() as session:
+        rows = (
+            await session.execute(select(RowResult).where(col(RowResult.run_id) == refused.id))
+        ).scalars()
+        assert [(r.member_key, r.operation) for r in rows] == [(str(mover.id), "update")]
+    emulator.reject.clear()
+    retried = await s.run(sync)
+    assert retried.status == RunStatus.succeeded, retried.error
+    assert retried.succeeded["update"] == 1 and s.held() == s.expected()
+
+
+def _replan(person: Person) -> Person:
     return replace(person, plan="enterprise")
 
 
