@@ -23,8 +23,9 @@ Choices where the documentation leaves room, each the closest documented behavio
   (`audience_members[i]`), those become rejections and the rest is sent again at once; a 400
   that names no member refuses the request (delivery bisects it). 401/403 deny access; 429
   `RESOURCE_EXHAUSTED` (sent without `Retry-After`) and 5xx are transient.
-- **Updates** ingest the member's current identifiers; identifiers it had before stay in the
-  list (the API removes only what it is told), so changed emails are added, not replaced.
+- **Updates** ingest the member's current identifiers. The API removes only what it is told,
+  so when they changed (a new email), the engine first removes the identifiers the member
+  was sent under (`SyncEngine._retire_old_identities`).
 - **Credentials**: an access token as it is, or (for syncs that outlive its hour) an OAuth
   client and a refresh token, from which `app.destinations.google_oauth` obtains and renews
   access tokens; a refused refresh token denies access.
