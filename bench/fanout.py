@@ -44,12 +44,11 @@ from websockets.typing import Subprotocol
 
 from app.db import migrate
 from app.runtime import Runtime
-from app.services import audiences, destinations, parent_models, runs, sources, syncs
-from app.services.workspaces import bootstrap
+from app.services import runs
 from app.settings import Settings
-from bench.membership import DEFAULT_URL, FILTER, bench_database, load, rows_for
+from bench.membership import DEFAULT_URL, bench_database, load, rows_for
 from bench.profiling import start_profiler
-from bench.sync import rss_mb, serve
+from bench.sync import create_webhook_sync, rss_mb, serve
 
 REDIS_URL = os.environ.get("SIGNALSMITH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 EVENTS = """subscription ($runId: ID!) {
@@ -228,7 +227,15 @@ async def fan_out(
     settings: Settings, source_url: str, hook_url: str, arguments: argparse.Namespace
 ) -> dict[str, Any]:
     runtime = Runtime(settings)
-    token, workspace_id, sync_id = await create_sync(runtime, source_url, hook_url, arguments)
+    # One batch in flight: one progress event per batch, paced by the receiver.
+    token, workspace_id, sync_id = await create_webhook_sync(
+        runtime,
+        source_url,
+        hook_url,
+        mode="upsert",
+        config={"batch_size": arguments.batch_size, "concurrency": 1},
+        columns=["email"],
+    )
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SIGNALSMITH_")},
         "SIGNALSMITH_DATABASE_URL": settings.database_url,
@@ -391,55 +398,6 @@ async def until_healthy(base: str) -> None:
                     return
             await asyncio.sleep(0.1)
     raise RuntimeError("signalsmith serve did not become ready")
-
-
-async def create_sync(
-    runtime: Runtime, source_url: str, hook_url: str, arguments: argparse.Namespace
-) -> tuple[str, uuid.UUID, uuid.UUID]:
-    """A workspace, its admin token, and a mirror sync of the audience into the webhook."""
-    async with runtime.database.session() as session:
-        boot = await bootstrap(session, workspace_name="bench", email="bench@example.com")
-    wid = boot.workspace.id
-    async with runtime.context(f"Bearer {boot.token}") as ctx:
-        source = await sources.create_source(
-            ctx,
-            workspace_id=wid,
-            data={"name": "pg", "type": "postgres", "config": {"url": source_url}},
-        )
-        model = await parent_models.create_model(
-            ctx,
-            workspace_id=wid,
-            data={
-                "name": "customers",
-                "source_id": str(source.id),
-                "table": "customers",
-                "primary_key": "id",
-            },
-        )
-        audience = await audiences.create_audience(
-            ctx,
-            workspace_id=wid,
-            data={"name": "bench", "model_id": str(model.id), "filter": FILTER},
-        )
-        hook = await destinations.create_destination(
-            ctx,
-            workspace_id=wid,
-            data={"name": "hook", "type": "webhook", "config": {"url": hook_url}},
-        )
-        sync = await syncs.create_audience_sync(
-            ctx,
-            workspace_id=wid,
-            data={
-                "name": "bench",
-                "audience_id": str(audience.id),
-                "destination_id": str(hook.id),
-                "sync_mode": "upsert",
-                # One batch in flight: one progress event per batch, paced by the receiver.
-                "config": {"batch_size": arguments.batch_size, "concurrency": 1},
-                "field_mapping": [{"source_column": "email", "destination_field": "email"}],
-            },
-        )
-    return boot.token, wid, sync.id
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -159,10 +159,18 @@ async def main(arguments: argparse.Namespace) -> dict[str, Any]:
             }
 
 
-async def sync_runs(
-    settings: Settings, source_url: str, hook_url: str, arguments: argparse.Namespace
-) -> dict[str, Any]:
-    runtime = Runtime(settings)
+async def create_webhook_sync(
+    runtime: Runtime,
+    source_url: str,
+    hook_url: str,
+    *,
+    mode: str,
+    config: dict[str, Any],
+    columns: list[str],
+) -> tuple[str, uuid.UUID, uuid.UUID]:
+    """A workspace, its admin token, and a sync of the bench audience (the `customers` of
+    `source_url`, filtered by `FILTER`) into the webhook at `hook_url`, mapping `columns`:
+    (token, workspace id, sync id)."""
     async with runtime.database.session() as session:
         boot = await bootstrap(session, workspace_name="bench", email="bench@example.com")
     wid = boot.workspace.id
@@ -199,17 +207,26 @@ async def sync_runs(
                 "name": "bench",
                 "audience_id": str(audience.id),
                 "destination_id": str(hook.id),
-                "sync_mode": "mirror",
-                "config": {
-                    "batch_size": arguments.batch_size,
-                    **({"concurrency": arguments.concurrency} if arguments.concurrency else {}),
-                },
+                "sync_mode": mode,
+                "config": config,
                 "field_mapping": [
-                    {"source_column": "email", "destination_field": "email"},
-                    {"source_column": "plan", "destination_field": "plan"},
+                    {"source_column": column, "destination_field": column} for column in columns
                 ],
             },
         )
+    return boot.token, wid, sync.id
+
+
+async def sync_runs(
+    settings: Settings, source_url: str, hook_url: str, arguments: argparse.Namespace
+) -> dict[str, Any]:
+    runtime = Runtime(settings)
+    config: dict[str, Any] = {"batch_size": arguments.batch_size}
+    if arguments.concurrency:
+        config["concurrency"] = arguments.concurrency
+    token, wid, sync_id = await create_webhook_sync(
+        runtime, source_url, hook_url, mode="mirror", config=config, columns=["email", "plan"]
+    )
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SIGNALSMITH_")},
         "SIGNALSMITH_DATABASE_URL": settings.database_url,
@@ -248,8 +265,8 @@ async def sync_runs(
 
     async def timed_run() -> SyncRun:
         before, server_before = cpu_s(worker.pid), postgres_cpu_s()
-        async with runtime.context(f"Bearer {boot.token}") as ctx:
-            run = await runs.trigger_sync_run(ctx, workspace_id=wid, sync_id=sync.id)
+        async with runtime.context(f"Bearer {token}") as ctx:
+            run = await runs.trigger_sync_run(ctx, workspace_id=wid, sync_id=sync_id)
         await Job(
             run_job_id(run.id), pool, _queue_name=settings.queue_name, _deserializer=deserialize_job
         ).result(timeout=3600)
