@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Index, Numeric, String, UniqueConstraint, text
+from sqlalchemy import Index, LargeBinary, Numeric, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.columns import JSONType, UTCDateTime, new_id, utcnow
@@ -96,6 +96,9 @@ class SyncedMember(SQLModel, table=True):
     #: elsewhere): its index gives the held state in the stream's numeric order unsorted.
     member_order: Decimal | None = Field(default=None, sa_type=Numeric)
     fingerprint: str
+    #: The digest of the source line the payload was made from, under the sync's recipe
+    #: (`app.sync.row_digest`); None when the row did not come as a line.
+    row_digest: bytes | None = Field(default=None, sa_type=LargeBinary)
     identifiers: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     synced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -11,7 +11,7 @@ from app.errors import InvalidInput, NotFound
 from app.runtime import Runtime
 from app.services.audience_queries import load_audience
 from app.services.sources import open_stored_source
-from app.sources.membership import SplitSelection, stream_member_batches
+from app.sources.membership import LineBatch, SplitSelection, stream_line_batches
 from models import Audience
 
 Member = tuple[str | None, dict[str, Any]]
@@ -24,10 +24,12 @@ async def stream_audience_member_batches(
     audience_id: uuid.UUID,
     split_group_id: uuid.UUID | None = None,
     columns: Sequence[str] | None = None,
-) -> AsyncGenerator[list[Member], None]:
+    lines: bool = False,
+) -> AsyncGenerator[list[Member] | LineBatch, None]:
     """The audience's members a batch at a time (what the engine takes), in key order,
     optionally only those of one split group; each row holds the key and `columns`
-    (default: all).
+    (default: all). With `lines`, a batch that came as lines of text comes as a `LineBatch`
+    (decoded as far as the engine asks).
 
     No caller here, so no authorization: the engine calls it for a sync it runs. The
     metadata session is closed before the first row is read; rows come from the source's
@@ -46,7 +48,9 @@ async def stream_audience_member_batches(
             )
         split = SplitSelection(audience.split_salt, stored.layout, split_group_id)
     async with open_stored_source(runtime.settings, runtime.cipher, stored.source) as connection:
-        batches = stream_member_batches(connection, stored.query, columns=columns, split=split)
+        batches = stream_line_batches(
+            connection, stored.query, columns=columns, split=split, lines=lines
+        )
         async with aclosing(batches):
             async for batch in batches:
                 yield batch
@@ -70,5 +74,6 @@ async def stream_audience_members(
     )
     async with aclosing(batches):
         async for batch in batches:
+            assert not isinstance(batch, LineBatch)
             for member in batch:
                 yield member

@@ -20,6 +20,7 @@ from app.runtime import Runtime
 from app.services.audience_members import stream_audience_member_batches
 from app.sync.engine import EngineInput, SyncEngine
 from app.sync.outcome import apply_run_outcome
+from app.sync.row_digest import RowDigests, recipe
 from models import Audience, AudienceSync, Destination, ParentModel, SyncRun
 from models.columns import utcnow
 from models.enums import DestinationType, OnExit, RunPhase, RunStatus
@@ -108,6 +109,7 @@ async def _execute(runtime: Runtime, run: SyncRun) -> None:
         audience_id=audience.id,
         split_group_id=sync.split_group_id,
         columns=columns,
+        lines=not run.retry_failed_only,
     )
     fields = [item["destination_field"] for item in sync.field_mapping]
     mapped = [spec.by_name[name] for name in fields if name in spec.by_name]
@@ -130,6 +132,9 @@ async def _execute(runtime: Runtime, run: SyncRun) -> None:
         ),
         identify=spec.identifiers if any(f.identifier for f in mapped) else None,
         concurrency=concurrency_of(spec, sync.config),
+        row_digests=RowDigests(
+            recipe(sync.field_mapping, kind.value, {"default_phone_region": region})
+        ),
     )
     try:
         await SyncEngine(runtime.database.engine, job).run(run)

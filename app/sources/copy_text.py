@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from asyncpg.pgproto.pgproto import UUID
 
@@ -167,26 +167,35 @@ class CopyTextReader:
     flat list of texts; `columns` decodes a slice of those rows.
     """
 
-    def __init__(self, decoders: Sequence[ColumnDecoder]) -> None:
+    def __init__(self, decoders: Sequence[ColumnDecoder], layout: str = "") -> None:
         self.decoders = list(decoders)
         self.width = len(self.decoders)
+        #: What the text of a row means (the statement and its column types): two rows with
+        #: the same text under the same layout are the same values.
+        self.layout = layout
         self._rest = b""
 
     def feed(self, data: bytes) -> tuple[list[str], bool]:
         """The texts of the complete rows in `self`'s leftover and `data`, row after row, and
         whether they hold a backslash (a NULL or an escape)."""
+        texts, escaped, _ = self.feed_lines(data)
+        return texts, escaped
+
+    def feed_lines(self, data: bytes) -> tuple[list[str], bool, list[bytes]]:
+        """`feed`, and each complete row's line as it came (without its newline)."""
         if self._rest:
             data = self._rest + data
         cut = data.rfind(b"\n") + 1
         self._rest = data[cut:]
         if not cut:
-            return [], False
+            return [], False, []
+        lines = data[: cut - 1].split(b"\n")
         text = data[:cut].decode()
         texts = text.replace("\n", "\t").split("\t")
         texts.pop()  # after the last newline
-        if len(texts) % self.width:
+        if len(texts) != len(lines) * self.width:
             raise CopyFormatError(f"a row of COPY output does not have {self.width} values")
-        return texts, "\\" in text
+        return texts, "\\" in text, lines
 
     def columns(
         self, texts: list[str], escaped: bool, start: int, stop: int
@@ -212,3 +221,62 @@ class CopyTextReader:
         """The COPY is over: nothing may be left unread."""
         if self._rest:
             raise CopyFormatError("the COPY output ends inside a row")
+
+
+class CopyColumns(Sequence[Sequence[Any]]):
+    """The columns of rows `start` to `stop` of a chunk's texts, each decoded when it is
+    first read, or just some rows of every column (`rows_at`): a consumer that needs only a
+    few of the rows decodes only those. A value that does not read raises what `unreadable`
+    makes of the error (decoding happens wherever the consumer reads)."""
+
+    def __init__(
+        self,
+        reader: CopyTextReader,
+        texts: list[str],
+        escaped: bool,
+        span: tuple[int, int],
+        unreadable: Callable[[Exception], Exception],
+    ) -> None:
+        self._reader, self._texts, self._escaped = reader, texts, escaped
+        self._start, self._stop = span
+        self._unreadable = unreadable
+        self._decoded: dict[int, Sequence[Any]] = {}
+
+    def __len__(self) -> int:
+        return self._reader.width
+
+    @overload
+    def __getitem__(self, index: int) -> Sequence[Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Sequence[Any]]: ...
+    def __getitem__(self, index: int | slice) -> Sequence[Any] | Sequence[Sequence[Any]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        column = self._decoded.get(index)
+        if column is None:
+            width, decoder = self._reader.width, self._reader.decoders[index]
+            texts = self._texts[self._start * width + index : self._stop * width : width]
+            column = self._decoded[index] = self._decode(decoder, texts)
+        return column
+
+    def rows_at(self, rows: Sequence[int]) -> list[Sequence[Any]]:
+        """The values of the rows at positions `rows` (counted from `start`), column by
+        column."""
+        if not rows:
+            return [[] for _ in range(len(self))]
+        width, texts = self._reader.width, self._texts
+        columns: list[Sequence[Any]] = []
+        for index, decoder in enumerate(self._reader.decoders):
+            picked = [texts[(self._start + row) * width + index] for row in rows]
+            columns.append(self._decode(decoder, picked))
+        return columns
+
+    def _decode(self, decoder: ColumnDecoder, texts: list[str]) -> list[Any]:
+        try:
+            return decoder.decode(texts, self._escaped)
+        except (ValueError, ArithmeticError) as exc:
+            raise self._unreadable(exc) from None

@@ -143,6 +143,37 @@ async def stream_members(
                 yield member
 
 
+@dataclass(frozen=True, slots=True)
+class LineBatch:
+    """A batch of members that came as lines of text (PostgreSQL's COPY): each member's key
+    and line at once, its row only when asked for (`rows_at`). Under the same `layout` (the
+    statement and its column types), the same line is the same row, so a consumer that
+    knows a line from before can skip decoding it."""
+
+    keys: Sequence[str | None]
+    lines: Sequence[bytes]
+    layout: str
+    #: The members at some positions of the batch, their rows decoded.
+    decode: Callable[[Sequence[int]], Members]
+
+    def rows_at(self, positions: Sequence[int]) -> Members:
+        return self.decode(positions)
+
+    def members(self) -> Members:
+        """Every member, decoded."""
+        return self.decode(range(len(self.keys)))
+
+    def only(self, positions: Sequence[int]) -> LineBatch:
+        """The members at `positions`, in that order."""
+        decode = self.decode
+        return LineBatch(
+            [self.keys[i] for i in positions],
+            [self.lines[i] for i in positions],
+            self.layout,
+            lambda picked: decode([positions[i] for i in picked]),
+        )
+
+
 async def stream_member_batches(
     connection: SourceConnection,
     query: AudienceQuery,
@@ -158,6 +189,25 @@ async def stream_member_batches(
     Python work, and no garbage collections triggered by the batch in flight
     (`young_generation_room`).
     """
+    batches = stream_line_batches(
+        connection, query, columns=columns, split=split, batch_size=batch_size, lines=False
+    )
+    async with aclosing(batches):
+        async for batch in batches:
+            yield batch.members() if isinstance(batch, LineBatch) else batch
+
+
+async def stream_line_batches(
+    connection: SourceConnection,
+    query: AudienceQuery,
+    *,
+    columns: Sequence[str] | None = None,
+    split: SplitSelection | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    lines: bool = True,
+) -> AsyncGenerator[Members | LineBatch]:
+    """`stream_member_batches`, except that a batch that came as lines of text (and `lines`)
+    comes as a `LineBatch`, decoded only as far as its consumer asks."""
     statement = query.members(columns)
     names = [column.name for column in statement.selected_columns]  # the key comes first
     as_members, as_dicts, first = member_rows(names), row_dicts(names), itemgetter(0)
@@ -170,25 +220,52 @@ async def stream_member_batches(
         )
         async with aclosing(batches):
             async for values in batches:
+                batch: Members | LineBatch
                 if isinstance(values, ColumnBatch):
-                    texts, by_column = values.key_texts, values.columns
-                    keys = member_keys(by_column[0]) if texts is None else texts
-                    batch = as_members(keys, by_column)
-                    del texts, by_column
+                    batch = _column_batch(values, as_members, lines)
                 else:  # rows
                     keys = member_keys(list(map(first, values)))
                     batch = list(zip(keys, as_dicts(values), strict=True))
-                del values, keys  # held no longer than the source holds them
+                    del keys
+                del values  # held no longer than the source holds them
                 if split is not None:
-                    layout, salt, group = split.layout, split.salt, split.group
-                    batch = [
-                        m
-                        for m in batch
-                        if m[0] is not None and layout.group_of(salt, m[0]) == group
-                    ]
+                    batch = _in_group(batch, split)
+                if isinstance(batch, LineBatch) and not batch.keys:
+                    continue
                 if batch:
                     yield batch
                 del batch
+
+
+def _column_batch(
+    values: ColumnBatch,
+    as_members: Callable[[Sequence[str | None], Sequence[Sequence[Any]]], Members],
+    lines: bool,
+) -> Members | LineBatch:
+    texts, by_column = values.key_texts, values.columns
+    keys = member_keys(by_column[0]) if texts is None else texts
+    rows_at = getattr(by_column, "rows_at", None)
+    if not lines or values.lines is None or rows_at is None:
+        return as_members(keys, by_column)
+
+    def decode(positions: Sequence[int]) -> Members:
+        return as_members([keys[i] for i in positions], rows_at(positions))
+
+    return LineBatch(keys, values.lines, values.layout, decode)
+
+
+def _in_group(batch: Members | LineBatch, split: SplitSelection) -> Members | LineBatch:
+    layout, salt, group = split.layout, split.salt, split.group
+    if isinstance(batch, LineBatch):
+        keys = batch.keys
+        return batch.only(
+            [
+                i
+                for i, key in enumerate(keys)
+                if key is not None and layout.group_of(salt, key) == group
+            ]
+        )
+    return [m for m in batch if m[0] is not None and layout.group_of(salt, m[0]) == group]
 
 
 class _YoungGeneration:

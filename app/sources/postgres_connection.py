@@ -168,7 +168,13 @@ class PostgresConnection(SourceConnection):
                 driver.copy_from_query(sql, output=pipe.write)
             )
             copying.add_done_callback(lambda _: pipe.finish())
-            batches = copy_column_batches(pipe, copying, reader, batch_size=batch_size)
+            batches = copy_column_batches(
+                pipe,
+                copying,
+                reader,
+                batch_size=batch_size,
+                unreadable=lambda exc: _unreadable(exc, field),
+            )
             async with aclosing(batches):
                 async for batch in batches:
                     yield batch
@@ -216,7 +222,8 @@ class PostgresConnection(SourceConnection):
             if decoder is None:
                 return None
             decoders.append(decoder)
-        return sql, CopyTextReader(decoders)
+        layout = "\t".join(f"{t.schema}.{t.name}" for t in types) + "\n" + sql
+        return sql, CopyTextReader(decoders, layout)
 
     def _decoder(self, type_name: str) -> ColumnDecoder | None:
         if type_name in DATE_TYPES and not self._iso_dates:

@@ -26,7 +26,7 @@ handled here:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -37,7 +37,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import TypeEngine
 
-from app.sources.copy_text import CopyTextReader
+from app.sources.copy_text import CopyColumns, CopyTextReader
 from app.sources.source_connection import ColumnBatch
 
 #: Bytes received and not yet read by the stream beyond which the COPY waits.
@@ -175,17 +175,21 @@ async def copy_column_batches(
     reader: CopyTextReader,
     *,
     batch_size: int,
+    unreadable: Callable[[Exception], Exception],
 ) -> AsyncGenerator[ColumnBatch]:
     """Batches of at most `batch_size` rows from what `copying` (the COPY, writing into
-    `pipe`) sends. Raises what the COPY raised; the caller stops it on leaving."""
+    `pipe`) sends, each column decoded when read (a value that does not read raises what
+    `unreadable` makes of the error). Raises what the COPY raised; the caller stops it on
+    leaving."""
     while (data := await pipe.read()) is not None:
-        texts, escaped = reader.feed(data)
-        rows = len(texts) // reader.width
-        for start in range(0, rows, batch_size):
-            stop = min(start + batch_size, rows)
+        texts, escaped, lines = reader.feed_lines(data)
+        for start in range(0, len(lines), batch_size):
+            stop = min(start + batch_size, len(lines))
             yield ColumnBatch(
-                reader.columns(texts, escaped, start, stop),
+                CopyColumns(reader, texts, escaped, (start, stop), unreadable),
                 reader.integer_texts(texts, escaped, start, stop),
+                lines[start:stop],
+                reader.layout,
             )
             # Let the event loop read what the server sent meanwhile: a socket left unread
             # fills, and the server waits instead of working alongside this process.

@@ -45,10 +45,14 @@ class FetchedRows:
 class ColumnBatch:
     """A batch of rows as one sequence of values per column. `key_texts` is `str` of each
     value of the first column when the connection had those texts at no cost (an integer
-    column without NULLs in COPY's text), else None."""
+    column without NULLs in COPY's text), else None. `lines` is each row as the text it came
+    in (COPY's), when it came as text: under the same `layout`, the same text is the same
+    values. Columns may decode only when read (`CopyColumns`)."""
 
-    columns: list[Sequence[Any]]
+    columns: Sequence[Sequence[Any]]
     key_texts: Sequence[str] | None = None
+    lines: Sequence[bytes] | None = None
+    layout: str = ""
 
 
 class SourceConnection(ABC):

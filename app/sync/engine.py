@@ -32,6 +32,7 @@ from app.destinations.delivery import Delivery, deliver
 from app.runs import transition_run
 from app.sync.dispatch import Dispatch, Landed, closing
 from app.sync.held import (
+    HELD_BATCH,
     Sent,
     fill_member_order,
     held_count,
@@ -41,8 +42,9 @@ from app.sync.held import (
 )
 from app.sync.job import EngineInput, RunStopped, Tally
 from app.sync.ledger import Item, Ledger
-from app.sync.members import Raw, member_batches
-from app.sync.plan import Change, Members, Stretch, plan_stretches
+from app.sync.members import Batch as MemberBatch
+from app.sync.members import decoded_batches, member_batches
+from app.sync.plan import Change, Held, Lines, Members, Stretch, plan_stretches
 from app.sync.refused import KeyCursor, Refused, last_refusing_run, only_keys, refused_rows
 from app.sync.streams import ReadAhead, closed_by, nothing
 from models import SyncRun
@@ -75,8 +77,10 @@ class SyncEngine:
         self.batch_size = min(int(configured), job.connector.max_batch_size)
         self.pending: dict[Operation, list[Item]] = {op: [] for op in Operation}
         self.removals: list[tuple[str, str]] = []
-        self.held = 0
+        #: Members held when the run started (None until counted: `_count_held`).
+        self.held: int | None = None
         self.removal_limit = 0.0
+        self._counting: asyncio.Task[int] | None = None
         self.sort_key = sort_key_for(job.numeric_keys)
         #: Off: a row refused with the payload it would be sent with again is held back.
         self.retry_rows = self.sync.config.get("retry_failed_rows") is not False
@@ -85,6 +89,8 @@ class SyncEngine:
         self.previous: KeyCursor | None = None
         self.deadline: float | None = None
         self.dispatch: Dispatch[Item] | None = None
+        #: (key, line digest) of held members to give their current line's digest.
+        self.new_digests: list[tuple[str, bytes]] = []
 
     async def run(self, run: SyncRun) -> SyncRun:
         """Execute `run` to its end (claiming it first if it is still queued); returns the
@@ -102,21 +108,38 @@ class SyncEngine:
                     phase=RunPhase.querying,
                     publish=self.job.publish,
                 )
-            self.held = await held_count(session, self.sync.id)
             await fill_member_order(session, self.sync.id, numeric=self.job.numeric_keys)
             await session.commit()
             self.refusing_run = await last_refusing_run(session, self.sync.id)
-        ratio = self.sync.config.get("max_removal_ratio", DEFAULT_MAX_REMOVAL_RATIO)
-        self.removal_limit = float(ratio) * self.held
+        # Counted (a scan of the sync's held members) while the source starts its query.
+        self._counting = asyncio.create_task(self._count())
         try:
             await self._sync()
         except RunStopped as stop:
             return await self.ledger.finish(stop.status, stop.code, stop.message)
+        finally:
+            self._counting.cancel()
+            await asyncio.gather(self._counting, return_exceptions=True)
         rows_lost = self.tally.invalid or any(self.tally.failed.values())
         return await self.ledger.finish(RunStatus.partial if rows_lost else RunStatus.succeeded)
 
+    async def _count(self) -> int:
+        async with self.sessions() as session:
+            return await held_count(session, self.sync.id)
+
+    async def _count_held(self) -> int:
+        """The members held when the run started, and the removal guard's limit. Asked for
+        before the run changes what is held (at its first stretch), so the count is the
+        held state the plan compares with."""
+        if self.held is None:
+            assert self._counting is not None
+            self.held = await self._counting
+            ratio = self.sync.config.get("max_removal_ratio", DEFAULT_MAX_REMOVAL_RATIO)
+            self.removal_limit = float(ratio) * self.held
+        return self.held
+
     async def _sync(self) -> None:
-        baseline = self.mode is SyncMode.remove and self.held == 0
+        baseline = self.mode is SyncMode.remove and await self._count_held() == 0
         sends = frozenset() if baseline else SENDS[self.mode]
         async with self.engine.connect() as connection, self.ledger.commits_on(connection):
             self.dispatch = Dispatch(self.job.concurrency, self._deliver, self._commit)
@@ -135,6 +158,8 @@ class SyncEngine:
                 # Each stretch is milliseconds of CPU: let the commits and deliveries waiting
                 # on the database and the destination go on in between.
                 await asyncio.sleep(0)
+        await self._count_held()
+        await self._flush_digests()
         if self.removals and not self.job.full_resync and self.tally.query_size == 0:
             self._refuse_removals("the audience is empty")
         for operation in (Operation.add, Operation.update):
@@ -149,21 +174,31 @@ class SyncEngine:
 
     def _streams(
         self, streams: AsyncExitStack
-    ) -> tuple[AsyncIterator[Members], AsyncIterator[Sequence[tuple[str, str]]]]:
+    ) -> tuple[AsyncIterator[Members | Lines], AsyncIterator[Sequence[Held]]]:
         """The audience and the held state, in batches in key order. A retry keeps only the
-        keys of the last refusing run on both sides; with none, it considers nothing."""
-        members: AsyncIterator[Sequence[Raw]] = closed_by(streams, self.job.members)
+        keys of the last refusing run on both sides; with none, it considers nothing. Only
+        a run that trusts the held state (not a full resync) knows members by their line."""
+        members: AsyncIterator[MemberBatch] = closed_by(streams, self.job.members)
         if self.job.retry_failed_only and self.refusing_run is None:
             return nothing(), nothing()
         # Read ahead from now on: the database sorts the held state while the source starts.
         held_state = held_members(self.engine, self.sync.id, numeric=self.job.numeric_keys)
-        held: AsyncIterator[Sequence[tuple[str, str]]] = closed_by(streams, ReadAhead(held_state))
+        held: AsyncIterator[Sequence[Held]] = closed_by(streams, ReadAhead(held_state))
+        digests = self.job.row_digests
         if self.job.retry_failed_only:
-            members = closed_by(streams, only_keys(members, self._refused(streams)))
+            decoded = closed_by(streams, decoded_batches(members))
+            members = closed_by(streams, only_keys(decoded, self._refused(streams)))
             held = closed_by(streams, only_keys(held, self._refused(streams)))
+            digests = None
         elif self.refusing_run is not None:
             self.previous = self._refused(streams)
-        valid = member_batches(members, self.sync.field_mapping, self.job.prepare)
+        valid = member_batches(
+            members,
+            self.sync.field_mapping,
+            self.job.prepare,
+            digests,
+            known=not self.job.full_resync,
+        )
         return closed_by(streams, valid), held
 
     def _refused(self, streams: AsyncExitStack) -> KeyCursor:
@@ -175,6 +210,7 @@ class SyncEngine:
 
     async def _take(self, stretch: Stretch, *, sends: frozenset[Change]) -> None:
         """Count, queue or record every member and every exit of one stretch of keys."""
+        await self._count_held()
         members = stretch.members
         self.tally.query_size += members.size  # counted when planned: counts reconcile
         self.tally.invalid += len(members.invalid)
@@ -193,7 +229,9 @@ class SyncEngine:
             changed = [
                 i for i, (fp, was) in enumerate(zip(fingerprints, held, strict=True)) if fp != was
             ]
-        self.tally.unchanged += len(fingerprints) - len(changed)
+        self.tally.unchanged += len(fingerprints) - len(changed) + stretch.unchanged
+        if members.digests is not None and len(changed) < len(fingerprints):
+            await self._record_digests(stretch, changed)
         if changed:
             adds = [i for i in changed if held[i] is None]
             updates = (
@@ -204,6 +242,24 @@ class SyncEngine:
         for operation in (Operation.add, Operation.update):
             while len(self.pending[operation]) >= self.batch_size:
                 await self._send(operation, self.batch_size)
+
+    async def _record_digests(self, stretch: Stretch, changed: Sequence[int]) -> None:
+        """The members found unchanged by their fingerprint, not by their line (the line or
+        the recipe changed): held from now on with their line's digest."""
+        digests, held = stretch.members.digests, stretch.held_digests
+        assert digests is not None and held is not None
+        keys, skip = stretch.members.keys, set(changed)
+        self.new_digests.extend(
+            (keys[i], digest)
+            for i, digest in enumerate(digests)
+            if i not in skip and digest is not None and digest != held[i]
+        )
+        if len(self.new_digests) >= HELD_BATCH:
+            await self._flush_digests()
+
+    async def _flush_digests(self) -> None:
+        digests, self.new_digests = self.new_digests, []
+        await self.ledger.record_digests(digests)
 
     async def _take_changes(
         self,
@@ -217,12 +273,13 @@ class SyncEngine:
         if not indexes:
             return
         keys, fingerprints, identify = members.keys, members.fingerprints, self.job.identify
+        digests = members.digests or [None] * len(keys)
         if change not in sends:
             self.tally.unchanged += len(indexes)
             if self.mode is SyncMode.remove:  # entries are tracked, unsent, for their exit
                 payloads = members.payloads_at(indexes)
                 tracked: list[Sent] = [
-                    (keys[i], fingerprints[i], identify(payload) if identify else None)
+                    (keys[i], fingerprints[i], identify(payload) if identify else None, digests[i])
                     for i, payload in zip(indexes, payloads, strict=True)
                 ]
                 await self.ledger.record_unsent(tracked, [])
@@ -240,12 +297,12 @@ class SyncEngine:
         payloads = members.payloads_at(indexes)
         if identify is None:
             items: list[Item] = [
-                (Record(keys[i], payload), fingerprints[i], None)
+                (Record(keys[i], payload), fingerprints[i], None, digests[i])
                 for i, payload in zip(indexes, payloads, strict=True)
             ]
         else:
             items = [
-                (Record(keys[i], payload), fingerprints[i], identify(payload) or None)
+                (Record(keys[i], payload), fingerprints[i], identify(payload) or None, digests[i])
                 for i, payload in zip(indexes, payloads, strict=True)
             ]
             if operation is Operation.update:
@@ -259,10 +316,10 @@ class SyncEngine:
         update whose old identity the vendor refused to remove is not sent: it fails, and
         the next run tries again (its held fingerprint is the old one)."""
         async with self.sessions() as session:
-            held = await held_identifiers(session, self.sync.id, [r.key for r, _, _ in items])
+            held = await held_identifiers(session, self.sync.id, [r.key for r, _, _, _ in items])
         stale = {
             record.key: held[record.key]
-            for record, _, identifiers in items
+            for record, _, identifiers, _ in items
             if record.key in held and _left_behind(held[record.key], identifiers or {})
         }
         if not stale:
@@ -276,7 +333,7 @@ class SyncEngine:
             refused.update((*delivery.rejected, *delivery.failed))
         kept: list[Item] = []
         for item in items:
-            record, fp, _ = item
+            record, fp, _, _ = item
             reason = refused.get(record.key)
             if reason is None:
                 kept.append(item)
@@ -357,7 +414,7 @@ class SyncEngine:
         async with self.sessions() as session:
             identifiers = await held_identifiers(session, self.sync.id, [k for k, _ in removals])
         self.pending[Operation.remove].extend(
-            (Record(key, {"member_key": key, **identifiers.get(key, {})}), held_fp, None)
+            (Record(key, {"member_key": key, **identifiers.get(key, {})}), held_fp, None, None)
             for key, held_fp in removals
         )
         while len(self.pending[Operation.remove]) >= self.batch_size:
@@ -373,7 +430,7 @@ class SyncEngine:
             await self._send(operation, self.batch_size)
 
     async def _deliver(self, operation: Operation, items: Sequence[Item]) -> Delivery:
-        records = tuple(record for record, _, _ in items)
+        records = tuple(record for record, _, _, _ in items)
         batch = Batch(self.sync.id, self.job.run_id, operation, records)
         return await deliver(self.job.connector, batch, self.job.policy)
 

@@ -11,7 +11,9 @@ from typing import Any
 from app.destinations.base import Connector, Operation
 from app.destinations.delivery import RetryPolicy
 from app.runs import Publish
+from app.sources.membership import LineBatch
 from app.sync.plan import Payload
+from app.sync.row_digest import RowDigests
 from models import AudienceSync
 from models.enums import RunStatus
 
@@ -55,8 +57,9 @@ class Tally:
 class EngineInput:
     run_id: uuid.UUID
     sync: AudienceSync
-    #: Batches of (member_key, row) in key order; None keys last.
-    members: AsyncIterator[Sequence[tuple[str | None, dict[str, Any]]]]
+    #: Batches of (member_key, row) in key order, None keys last; or batches of lines
+    #: (`LineBatch`), when `row_digests` can tell the unchanged ones from their lines.
+    members: AsyncIterator[Sequence[tuple[str | None, dict[str, Any]]] | LineBatch]
     numeric_keys: bool
     connector: Connector
     full_resync: bool = False
@@ -75,3 +78,6 @@ class EngineInput:
     identify: Callable[[Payload], Payload] | None = None
     #: The most batches the run keeps in flight at once (DESIGN §5.5).
     concurrency: int = 1
+    #: Digests of the members' source lines under the sync's recipe (None: the run
+    #: fingerprints every member).
+    row_digests: RowDigests | None = None

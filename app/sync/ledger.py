@@ -17,15 +17,16 @@ from sqlmodel import col
 from app.destinations.base import Operation, Record
 from app.runs import append_event, transition_run
 from app.sync.dispatch import Landed
-from app.sync.held import Sent, record_sent
+from app.sync.held import Sent, record_digests, record_sent
 from app.sync.job import EngineInput, Payload, RunStopped, Tally
 from app.sync.outcome import apply_run_outcome
 from models import AudienceSync, RowResult, SyncRun
 from models.columns import utcnow
 from models.enums import RunPhase, RunStatus
 
-#: A row on its way: its record, the fingerprint it is sent with, and its identifiers.
-Item = tuple[Record, str, Payload | None]
+#: A row on its way: its record, the fingerprint it is sent with, its identifiers, and the
+#: digest of the source line it was made from.
+Item = tuple[Record, str, Payload | None, bytes | None]
 
 
 class Ledger:
@@ -71,6 +72,14 @@ class Ledger:
             )
             await session.commit()
 
+    async def record_digests(self, digests: list[tuple[str, bytes]]) -> None:
+        """Held members found unchanged by their fingerprint get their line's digest."""
+        if self.job.dry_run or not digests:
+            return
+        async with self.sessions() as session:
+            await record_digests(session, self.job.sync.id, digests)
+            await session.commit()
+
     async def commit(self, landed: list[Landed[Item]]) -> None:
         """The acknowledged rows of every batch that landed become held state in one
         transaction, with the counts, the row results and a progress event."""
@@ -82,12 +91,14 @@ class Ledger:
             if operation is Operation.remove:
                 removed.extend(delivery.accepted)
             elif not refused and len(delivery.accepted) == len(flight.items):
-                upserts.extend((record.key, fp, ids) for record, fp, ids in flight.items)
+                upserts.extend(
+                    (record.key, fp, ids, digest) for record, fp, ids, digest in flight.items
+                )
             else:
-                sent = {record.key: (fp, ids) for record, fp, ids in flight.items}
+                sent = {record.key: (fp, ids, digest) for record, fp, ids, digest in flight.items}
                 upserts.extend((key, *sent[key]) for key in delivery.accepted)
             if refused:
-                fps = {record.key: fp for record, fp, _ in flight.items}
+                fps = {record.key: fp for record, fp, _, _ in flight.items}
                 for status, rows in (("rejected", delivery.rejected), ("failed", delivery.failed)):
                     for key, reason in rows:
                         self.row(key, operation.value, status, reason, fps.get(key))

@@ -48,7 +48,9 @@ async def hooked_sync(
         return await syncs.create_audience_sync(
             ctx,
             workspace_id=world.workspace_id,
-            data=world.sync_body(destination_id=str(hook.id), field_mapping=MAPPING, **overrides),
+            data=world.sync_body(
+                destination_id=str(hook.id), **{"field_mapping": MAPPING, **overrides}
+            ),
         )
 
 

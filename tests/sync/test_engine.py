@@ -6,12 +6,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+from sqlalchemy import update
+from sqlmodel import col, select
+
 from app.destinations.address_guard import allow_all
 from app.destinations.delivery import RetryPolicy
 from app.destinations.webhook import WebhookConnector
 from app.runtime import Runtime
+from app.sources.membership import LineBatch
 from app.sync.engine import EngineInput, SyncEngine
-from models import AudienceSync, RowResult, SyncRun
+from app.sync.row_digest import RowDigests, recipe
+from models import AudienceSync, RowResult, SyncedMember, SyncRun
 from models.enums import RunStatus
 from tests.destinations.receiver import Receiver
 from tests.factories import World, create_sync
@@ -27,17 +33,31 @@ async def stream(
     audience: Audience,
     extra: list[tuple[str | None, dict[str, Any]]] = [],  # noqa: B006
     batch: int = 2,
-) -> AsyncIterator[list[tuple[str | None, dict[str, Any]]]]:
-    """The membership stream's batches (small: members of one key may span two batches)."""
+    lines: bool = False,
+) -> AsyncIterator[list[tuple[str | None, dict[str, Any]]] | LineBatch]:
+    """The membership stream's batches (small: members of one key may span two batches);
+    with `lines`, as batches of lines of text, as PostgreSQL's COPY gives them."""
     rows = sorted(
         [(str(k), {"id": k, "email": v}) for k, v in audience.items()] + extra,
         key=lambda item: (item[0] is None, int(item[0] or 0)),
     )
     for start in range(0, len(rows), batch):
-        yield rows[start : start + batch]
+        chunk = rows[start : start + batch]
+        if not lines:
+            yield chunk
+            continue
+        yield LineBatch(
+            [key for key, _ in chunk],
+            [f"{row['id']}\t{row['email']}".encode() for _, row in chunk],
+            "test",
+            lambda positions, chunk=chunk: [chunk[i] for i in positions],  # type: ignore[misc]
+        )
 
 
 class Harness:
+    #: Whether the membership stream gives batches of lines (known by their digests).
+    lines = False
+
     def __init__(
         self,
         runtime: Runtime,
@@ -74,7 +94,7 @@ class Harness:
             job = EngineInput(
                 run_id=run.id,
                 sync=self.sync,
-                members=stream(audience, extra or []),
+                members=stream(audience, extra or [], lines=self.lines),
                 numeric_keys=True,
                 connector=connector,
                 full_resync=full_resync,
@@ -83,6 +103,7 @@ class Harness:
                 timeout=time_limit,
                 policy=RetryPolicy(attempts=self.attempts, initial_delay=0.01),
                 concurrency=self.concurrency,
+                row_digests=RowDigests(recipe(self.sync.field_mapping, "webhook", {})),
             )
             finished = await SyncEngine(self.runtime.database.engine, job).run(run)
         finally:
@@ -107,6 +128,24 @@ def held_by(receiver: Receiver) -> Audience:
 
 def counts(run: SyncRun) -> tuple[dict[str, int], int]:
     return run.succeeded, run.unchanged
+
+
+@pytest.fixture(autouse=True, params=["rows", "lines"])
+def batch_form(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with the stream's batches as rows, and as lines of text (known
+    by their digests, decoded only as far as the plan asks)."""
+    monkeypatch.setattr(Harness, "lines", request.param == "lines")
+    return str(request.param)
+
+
+async def held_digests(runtime: Runtime, sync_id: Any) -> dict[str, bytes | None]:
+    async with runtime.database.session() as session:
+        rows = await session.execute(
+            select(col(SyncedMember.member_key), col(SyncedMember.row_digest)).where(
+                col(SyncedMember.sync_id) == sync_id
+            )
+        )
+        return {key: digest for key, digest in rows}
 
 
 START: Audience = {1: "a@x", 2: "b@x", 3: "c@x"}
@@ -182,8 +221,6 @@ async def test_null_and_duplicate_keys_are_invalid_not_sent(
     assert run.status == RunStatus.partial and run.invalid == 3 and run.query_size == 5
     assert held_by(receiver) == {1: "a@x", 3: "c@x"}
     async with runtime.database.session() as session:
-        from sqlmodel import select
-
         rows = (
             (await session.execute(select(RowResult).where(RowResult.run_id == run.id)))
             .scalars()
@@ -233,3 +270,56 @@ async def test_dry_run_reports_the_plan_and_sends_nothing(
     assert receiver.requests == requests and held_by(receiver) == START
     real = await h.run(CHANGED)
     assert real.planned == plan.planned  # the dry run changed no state
+
+
+async def test_held_members_keep_their_line_digest_and_a_rerun_knows_them_by_it(
+    runtime: Runtime, world: World, receiver: Receiver, hook_url: str
+) -> None:
+    h = await harness(runtime, world, "mirror", hook_url)
+    await h.run(START)
+    digests = RowDigests(recipe(MAPPING, "webhook", {}))
+    expected = {
+        str(k): digests("test", [f"{k}\t{v}".encode()])[0] if h.lines else None
+        for k, v in START.items()
+    }
+    assert await held_digests(runtime, h.sync.id) == expected
+    # A stale digest (an older recipe, say): the member is fingerprinted, found unchanged,
+    # and given its line's digest again; one that changed is sent.
+    async with runtime.database.session() as session:
+        await session.execute(
+            update(SyncedMember)
+            .where(col(SyncedMember.sync_id) == h.sync.id)
+            .values(row_digest=b"stale")
+        )
+        await session.commit()
+    rerun = await h.run({**START, 3: "c3@x"})
+    assert rerun.unchanged == 2 and rerun.succeeded == {"add": 0, "update": 1, "remove": 0}
+    again = await held_digests(runtime, h.sync.id)
+    if h.lines:
+        assert again == {**expected, "3": digests("test", [b"3\tc3@x"])[0]}
+    else:  # without lines: the unchanged keep what they had, the member sent has none
+        assert again == {**dict.fromkeys(expected, b"stale"), "3": None}
+    quiet = await h.run({**START, 3: "c3@x"})
+    assert quiet.unchanged == 3 and sum(quiet.planned.values()) == 0
+
+
+async def test_a_new_field_mapping_resends_every_member_with_its_new_payload(
+    runtime: Runtime, world: World, receiver: Receiver, hook_url: str
+) -> None:
+    h = await harness(runtime, world, "mirror", hook_url)
+    await h.run(START)
+    async with runtime.database.session() as session:
+        sync = await session.get(AudienceSync, h.sync.id)
+        assert sync is not None
+        sync.field_mapping = [*MAPPING, {"source_column": "email", "destination_field": "alias"}]
+        session.add(sync)
+        await session.commit()
+        await session.refresh(sync)
+    h.sync = sync
+    run = await h.run(START)
+    assert run.succeeded == {"add": 0, "update": 3, "remove": 0} and run.unchanged == 0
+    assert {k: v["alias"] for k, v in receiver.members.items()} == {
+        str(k): v for k, v in START.items()
+    }
+    quiet = await h.run(START)
+    assert quiet.unchanged == 3 and sum(quiet.planned.values()) == 0

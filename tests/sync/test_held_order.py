@@ -55,7 +55,7 @@ async def test_held_state_is_read_from_an_index_in_key_order(
                 held_query(runtime.database.engine.dialect.name, h.sync.id, numeric=True)
             )
         ).all()
-    assert [int(key) for key, _ in held] == sorted(AUDIENCE)
+    assert [int(key) for key, _, _ in held] == sorted(AUDIENCE)
 
 
 async def test_rows_without_an_order_get_one_and_the_run_plans_exactly(

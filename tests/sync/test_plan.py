@@ -13,9 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.destinations.identifiers import InvalidValue
+from app.sources.membership import LineBatch
 from app.sync.mapping import fingerprint, fingerprints, map_row, row_fingerprints, row_mapper
 from app.sync.members import member_batches
-from app.sync.plan import Change, Members, plan_stretches
+from app.sync.plan import Change, Lines, Members, plan_stretches
+from app.sync.row_digest import RowDigests, recipe
 
 T = TypeVar("T")
 
@@ -171,7 +173,7 @@ async def run_plan(
         Members(b, [current[int(k)] for k in b], [{"v": current[int(k)]} for k in b], size=len(b))
         for b in cut(keys, member_sizes)
     ]
-    pairs = cut([(str(k), v) for k, v in sorted(held.items())], held_sizes)
+    pairs = cut([(str(k), v, None) for k, v in sorted(held.items())], held_sizes)
     steps: list[tuple[int, Change, str]] = []
     async for stretch in plan_stretches(aiter_of(members), aiter_of(pairs), sort_key=int):
         changes = zip(stretch.members.keys, stretch.changes(), strict=True)
@@ -214,3 +216,137 @@ async def test_plan_matches_the_set_reference(
     }
     assert dict((key, change) for change, key in steps) == expected
     assert len(steps) == len(expected)
+
+
+def digest_of(value: str) -> bytes:
+    return hashlib.sha256(value.encode()).digest()[:16]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    current=st.dictionaries(st.integers(0, 60), st.sampled_from(["a", "b", "c", "bad"])),
+    held=st.dictionaries(
+        st.integers(0, 60), st.tuples(st.sampled_from(["a", "b", "c"]), st.booleans())
+    ),
+    member_sizes=sizes,
+    held_sizes=sizes,
+)
+async def test_lines_plan_as_members_do_and_settle_only_what_their_digest_leaves_open(
+    current: dict[int, str],
+    held: dict[int, tuple[str, bool]],
+    member_sizes: list[int],
+    held_sizes: list[int],
+) -> None:
+    """A batch of lines: the members whose digest is the one held are unchanged without
+    being settled; the others are settled (and a held member that settles invalid leaves).
+    Held digests may be stale (False): those members are fingerprinted."""
+    settled: list[str] = []
+
+    def lines_of(keys: list[str]) -> Lines:
+        def settle(positions: list[int]) -> Members:
+            picked = [keys[i] for i in positions]
+            settled.extend(picked)
+            valid = [k for k in picked if current[int(k)] != "bad"]
+            return Members(
+                valid,
+                [current[int(k)] for k in valid],
+                [{"v": current[int(k)]} for k in valid],
+                size=len(picked),
+                invalid=[(k, "bad") for k in picked if current[int(k)] == "bad"],
+                digests=[digest_of(current[int(k)]) for k in valid],
+            )
+
+        return Lines(keys, [digest_of(current[int(k)]) for k in keys], settle)
+
+    keys = [str(k) for k in sorted(current)]
+    entries = [
+        (str(k), v, digest_of(v) if fresh else b"stale") for k, (v, fresh) in sorted(held.items())
+    ]
+    changes: dict[str, Change] = {}
+    unchanged = invalid = size = 0
+    stream = aiter_of([lines_of(b) for b in cut(keys, member_sizes)])
+    async for stretch in plan_stretches(stream, aiter_of(cut(entries, held_sizes)), sort_key=int):
+        changes |= dict(zip(stretch.members.keys, stretch.changes(), strict=True))
+        changes |= {k: Change.remove for k, _ in stretch.gone}
+        unchanged += stretch.unchanged
+        invalid += len(stretch.members.invalid)
+        size += stretch.members.size
+        if stretch.members.digests is not None:
+            assert stretch.held_digests is not None
+            assert len(stretch.held_digests) == len(stretch.members.keys)
+    valid = {k: v for k, v in current.items() if v != "bad"}
+    expected = {str(k): Change.add for k in valid.keys() - held.keys()}
+    expected |= {str(k): Change.remove for k in held.keys() - valid.keys()}
+    known = {k for k in valid.keys() & held.keys() if held[k] == (valid[k], True)}
+    expected |= {
+        str(k): Change.unchanged if valid[k] == held[k][0] else Change.update
+        for k in valid.keys() & held.keys()
+        if k not in known
+    }
+    assert changes == expected
+    assert unchanged == len(known) and size == len(current)
+    assert invalid == len(current) - len(valid)
+    assert sorted(settled, key=int) == [str(k) for k in sorted(current.keys() - known)]
+
+
+def line_batch(rows: list[tuple[str | None, dict[str, Any]]]) -> LineBatch:
+    return LineBatch(
+        [key for key, _ in rows],
+        [f"{key}\t{row['v']}".encode() for key, row in rows],
+        "test",
+        lambda positions: [rows[i] for i in positions],
+    )
+
+
+async def test_lines_with_a_null_or_repeated_key_are_decoded_and_checked_as_rows() -> None:
+    """A batch of lines that holds a null key or a key twice, or shares a key with the next
+    batch, is decoded and goes the way of rows: the key's rows are all invalid."""
+    rows: list[tuple[str | None, dict[str, Any]]] = [
+        ("1", {"v": "a"}),
+        ("2", {"v": "b"}),
+        ("3", {"v": "c"}),
+        ("3", {"v": "c2"}),  # across the first and second batch
+        ("4", {"v": "d"}),
+        ("5", {"v": "e"}),
+        ("6", {"v": "f"}),
+        ("7", {"v": "g"}),
+        ("7", {"v": "g2"}),  # twice in the fourth batch
+        ("8", {"v": "h"}),
+        (None, {"v": "n"}),
+    ]
+    field_mapping = [{"source_column": "v", "destination_field": "v"}]
+    digests = RowDigests(recipe(field_mapping, "webhook", {}))
+    for sizes_ in ([3, 2, 1, 3, 2], [3], [11], [1]):
+        batches = [line_batch(b) for b in cut(rows, sizes_)]
+        out = [b async for b in member_batches(aiter_of(batches), field_mapping, None, digests)]
+        lines = [b for b in out if isinstance(b, Lines)]
+        eager = [b for b in out if isinstance(b, Members)]
+        keys = [k for b in out for k in b.keys]
+        assert keys == ["1", "2", "4", "5", "6", "8"], sizes_
+        invalid = sorted((str(k), reason) for b in eager for k, reason in b.invalid)
+        assert invalid == [("3", "duplicate key")] * 2 + [("7", "duplicate key")] * 2 + [
+            ("None", "null key")
+        ]
+        assert sum(b.size for b in eager) + sum(len(b.keys) for b in lines) == len(rows)
+        for batch in lines:
+            assert list(batch.digests) == digests(
+                "test", [f"{k}\t".encode() + row_value(rows, k) for k in batch.keys]
+            )
+        if sizes_ == [1]:  # every batch of one line with a key of its own stays lines
+            assert {k for b in lines for k in b.keys} == {"1", "2", "4", "5", "6", "8"}
+
+
+def row_value(rows: list[tuple[str | None, dict[str, Any]]], key: str) -> bytes:
+    return next(row["v"] for k, row in rows if k == key).encode()
+
+
+async def test_without_digests_lines_are_decoded_into_members() -> None:
+    rows: list[tuple[str | None, dict[str, Any]]] = [("1", {"v": "a"}), ("2", {"v": "b"})]
+    field_mapping = [{"source_column": "v", "destination_field": "v"}]
+    out = [b async for b in member_batches(aiter_of([line_batch(rows)]), field_mapping, None)]
+    assert all(isinstance(b, Members) and b.digests is None for b in out)
+    assert [k for b in out for k in b.keys] == ["1", "2"]
+    assert [fp for b in out for fp in b.fingerprints] == [
+        fingerprint({"v": "a"}),
+        fingerprint({"v": "b"}),
+    ]

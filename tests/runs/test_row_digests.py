@@ -1,0 +1,154 @@
+"""Runs from a PostgreSQL source know their unchanged members by the digest of each member's
+COPY line: the held state keeps it, a rerun sends exactly what changed, and a full resync
+still resends everyone."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from sqlmodel import col, select
+
+from app.runtime import Runtime
+from app.services import audiences, parent_models, sources
+from models import SyncedMember
+from models.enums import RunStatus
+from tests.destinations.receiver import Receiver
+from tests.factories import World, as_token, create_world
+from tests.runs.test_trigger import hooked_sync, trigger
+from tests.services import POSTGRES_ADMIN_URL, unique_name
+
+PEOPLE = {k: f"p{k}@example.com" for k in range(1, 41)}
+MAPPING = [
+    {"source_column": "id", "destination_field": "id"},
+    {"source_column": "email", "destination_field": "email"},
+    {"source_column": "plan", "destination_field": "plan"},
+]
+
+
+@pytest.fixture
+async def people_database() -> AsyncIterator[str]:
+    name = unique_name("signalsmith_digest_source")
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            "CREATE TABLE people (id BIGINT PRIMARY KEY, email TEXT, plan TEXT, score NUMERIC)"
+        )
+        await connection.executemany(
+            "INSERT INTO people VALUES ($1, $2, 'pro', 10)", list(PEOPLE.items())
+        )
+    finally:
+        await connection.close()
+    try:
+        yield url
+    finally:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def people_audience(runtime: Runtime, world: World, url: str) -> uuid.UUID:
+    async with as_token(runtime, world.editor_token) as ctx:
+        source = await sources.create_source(
+            ctx,
+            workspace_id=world.workspace_id,
+            data={"name": "pg", "type": "postgres", "config": {"url": url}},
+        )
+        model = await parent_models.create_model(
+            ctx,
+            workspace_id=world.workspace_id,
+            data={
+                "name": "people",
+                "source_id": str(source.id),
+                "table": "people",
+                "primary_key": "id",
+            },
+        )
+        audience = await audiences.create_audience(
+            ctx,
+            workspace_id=world.workspace_id,
+            data={
+                "name": "scored",
+                "model_id": str(model.id),
+                "filter": {"column": "score", "op": "gte", "value": 5},
+            },
+        )
+    return audience.id
+
+
+async def execute(url: str, sql: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+async def held_digests(runtime: Runtime, sync_id: uuid.UUID) -> dict[str, bytes | None]:
+    async with runtime.database.session() as session:
+        rows = await session.execute(
+            select(col(SyncedMember.member_key), col(SyncedMember.row_digest)).where(
+                col(SyncedMember.sync_id) == sync_id
+            )
+        )
+        return {key: digest for key, digest in rows}
+
+
+async def test_a_postgres_sync_knows_unchanged_members_by_their_line(
+    local_runtime: Runtime, receiver: Receiver, hook_url: str, people_database: str
+) -> None:
+    world = await create_world(local_runtime)
+    audience_id = await people_audience(local_runtime, world, people_database)
+    sync = await hooked_sync(
+        local_runtime,
+        world,
+        hook_url,
+        audience_id=str(audience_id),
+        field_mapping=MAPPING,
+        config={"batch_size": 7},
+    )
+    first = await trigger(local_runtime, world, sync)
+    assert first.status == RunStatus.succeeded and first.succeeded["add"] == len(PEOPLE)
+    digests = await held_digests(local_runtime, sync.id)
+    assert sorted(int(k) for k in digests) == sorted(PEOPLE)
+    assert all(d is not None and len(d) == 16 for d in digests.values())
+    assert len(set(digests.values())) == len(PEOPLE)
+
+    # Three change, one leaves, one enters; a column the sync does not map changes too.
+    await execute(
+        people_database,
+        "UPDATE people SET email = 'new' || id || '@example.com' WHERE id IN (3, 17, 40);"
+        "UPDATE people SET score = 1 WHERE id = 9;"
+        "UPDATE people SET score = 99 WHERE id IN (1, 2);"
+        "INSERT INTO people VALUES (41, 'p41@example.com', 'free', 10);",
+    )
+    second = await trigger(local_runtime, world, sync)
+    assert second.succeeded == {"add": 1, "update": 3, "remove": 1}
+    assert second.unchanged == len(PEOPLE) - 4 and second.query_size == len(PEOPLE)
+    expected = {**PEOPLE, 41: "p41@example.com", **{k: f"new{k}@example.com" for k in (3, 17, 40)}}
+    del expected[9]
+    assert {int(k): v["email"] for k, v in receiver.members.items()} == expected
+    after = await held_digests(local_runtime, sync.id)
+    assert {k: d for k, d in after.items() if k not in {"3", "17", "40", "41"}} == {
+        k: d for k, d in digests.items() if k not in {"3", "17", "40", "9"}
+    }
+    assert all(after[k] not in (None, digests[k]) for k in ("3", "17", "40"))
+
+    quiet = await trigger(local_runtime, world, sync)
+    assert quiet.unchanged == len(expected) and sum(quiet.planned.values()) == 0
+
+    requests = receiver.requests
+    resync = await trigger(local_runtime, world, sync, full_resync=True)
+    assert resync.succeeded == {"add": 0, "update": len(expected), "remove": 0}
+    assert receiver.requests > requests
+    assert await held_digests(local_runtime, sync.id) == after
