@@ -22,11 +22,19 @@ from app.settings import Settings
 from app.sources.connection import SourceConnection, SourceError
 from app.sources.copy_text import DECODERS, CopyTextReader
 from app.sources.filters import AudienceQuery, compile_audience
-from app.sources.membership import member_key, stream_member_batches, stream_members
+from app.sources.membership import (
+    LineBatch,
+    SplitSelection,
+    member_key,
+    stream_line_batches,
+    stream_member_batches,
+    stream_members,
+)
 from app.sources.model import ColumnSpec, ColumnType, ModelSpec
 from app.sources.postgres_connection import PostgresConnection
 from app.sources.postgres_copy import inline_statement
 from app.sources.source_connection import ColumnBatch
+from app.sources.splits import SplitLayout
 from tests.sources.conftest import make_source
 from tests.sources.support import NOW, DictResolver, RealSource, collect
 
@@ -640,3 +648,76 @@ async def test_a_value_python_cannot_hold_is_a_source_error_on_the_cursor_too(
             await collect(stream_members(connection, query))
         assert caught.value.details[0].message.startswith("a value could not be read")
         assert (await connection.fetch(query.count())).rows[0][0] == 5
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 5000])
+async def test_line_batches_decode_any_rows_as_the_whole_batch_does(
+    pg: RealSource, every_type: ModelSpec, batch_size: int
+) -> None:
+    """A batch of lines gives each member's key and COPY line at once, and any of its rows
+    decoded alone (NULLs, escapes and all) exactly as the whole batch decodes them."""
+    query = await audience(every_type)
+    async with pg.open() as connection:
+        members = await collect(stream_members(connection, query, batch_size=batch_size))
+        batches = await collect(stream_line_batches(connection, query, batch_size=batch_size))
+        sql, _ = await copy_plan(connection, query)
+        raw: list[bytes] = []
+
+        async def keep(chunk: bytes) -> None:
+            raw.append(bytes(chunk))
+
+        await (await connection._driver()).copy_from_query(sql, output=keep)
+    assert all(isinstance(batch, LineBatch) for batch in batches)
+    lines = [line for batch in batches for line in batch.lines]
+    assert lines == b"".join(raw).split(b"\n")[:-1]
+    assert [k for batch in batches for k in batch.keys] == [key for key, _ in members]
+    assert len({batch.layout for batch in batches}) == 1 and sql in batches[0].layout
+    start = 0
+    for batch in batches:
+        assert isinstance(batch, LineBatch)
+        size = len(batch.keys)
+        mine = members[start : start + size]
+        for positions in ([], [size - 1], list(range(0, size, 3)), list(range(size))[::-1]):
+            got = batch.rows_at(positions)
+            want = [mine[i] for i in positions]
+            assert [k for k, _ in got] == [k for k, _ in want]
+            for (_, row), (_, expected) in zip(got, want, strict=True):
+                assert exactly(row.values()) == exactly(expected.values())
+        start += size
+
+
+async def test_a_split_group_of_line_batches_keeps_its_members_lines_and_rows(
+    pg: RealSource, every_type: ModelSpec
+) -> None:
+    query = await audience(every_type)
+    layout = SplitLayout.fresh([("a", 4000), ("b", 6000)])
+    split = SplitSelection("salt", layout, "a")
+    async with pg.open() as connection:
+        everyone = await collect(stream_line_batches(connection, query, batch_size=9))
+        group = await collect(stream_line_batches(connection, query, batch_size=9, split=split))
+        rows = await collect(stream_members(connection, query, batch_size=9, split=split))
+    lines = {
+        key: line
+        for batch in everyone
+        if isinstance(batch, LineBatch)
+        for key, line in zip(batch.keys, batch.lines, strict=True)
+    }
+    in_group = [m for b in group if isinstance(b, LineBatch) for m in b.rows_at(range(len(b.keys)))]
+    assert 0 < len(in_group) < len(lines)
+    assert [k for k, _ in in_group] == [k for k, _ in rows]
+    assert all(layout.group_of("salt", k) == "a" for k, _ in in_group if k is not None)
+    for (_, got), (_, want) in zip(in_group, rows, strict=True):
+        assert exactly(got.values()) == exactly(want.values())
+    assert all(
+        lines[k] == line
+        for b in group
+        if isinstance(b, LineBatch)
+        for k, line in zip(b.keys, b.lines, strict=True)
+    )
+
+
+async def copy_plan(connection: SourceConnection, query: AudienceQuery) -> tuple[str, Any]:
+    assert isinstance(connection, PostgresConnection)
+    plan = await connection._copy_plan(query.members())
+    assert plan is not None
+    return plan
