@@ -31,7 +31,7 @@ from starlette.responses import Response
 
 from app.queue import deserialize_job, run_job_id
 from app.runtime import Runtime
-from app.services import audiences, parent_models, runs, sources
+from app.services import runs
 from app.services.scheduling import HEARTBEAT_TIMEOUT, reap_lost_runs
 from app.settings import Settings
 from models import AudienceSync, SyncedMember, SyncRun
@@ -39,10 +39,11 @@ from models.columns import utcnow
 from models.enums import RunStatus
 from tests.destinations.receiver import Receiver, Scripted
 from tests.factories import HIGH_VALUE_IDS, World, add_customers, as_token, create_world
+from tests.runs.pg_source import source_database, table_audience
 from tests.runs.test_trigger import hooked_sync
 from tests.runs.workers import redis_runtime, start_worker, stop_process
 from tests.servers import serve_in_thread
-from tests.services import POSTGRES_ADMIN_URL, REDIS_URL, unique_name
+from tests.services import REDIS_URL
 
 BATCH = 20
 EXTRA = [
@@ -258,15 +259,8 @@ async def test_kill_9_in_the_removal_phase_of_a_mirror_run(
 @pytest.fixture
 async def postgres_customers() -> AsyncIterator[str]:
     """A PostgreSQL database of the test's own holding the customers (and the audience)."""
-    name = unique_name("signalsmith_crash_source")
-    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    connection = await asyncpg.connect(url)
-    try:
+
+    async def fill(connection: asyncpg.Connection) -> None:
         await connection.execute(
             "CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT, lifetime_value FLOAT)"
         )
@@ -274,45 +268,19 @@ async def postgres_customers() -> AsyncIterator[str]:
             "INSERT INTO customers VALUES ($1, $2, $3)",
             [(k, f"c{k}@example.com", 900.0) for k in AUDIENCE] + [(7, "low@x", 1.0)],
         )
-    finally:
-        await connection.close()
-    try:
+
+    async with source_database("signalsmith_crash_source", fill) as url:
         yield url
-    finally:
-        admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 async def postgres_audience(cluster: Cluster, world: World, url: str) -> uuid.UUID:
-    async with as_token(cluster.runtime, world.editor_token) as ctx:
-        source = await sources.create_source(
-            ctx,
-            workspace_id=world.workspace_id,
-            data={"name": "pg", "type": "postgres", "config": {"url": url}},
-        )
-        model = await parent_models.create_model(
-            ctx,
-            workspace_id=world.workspace_id,
-            data={
-                "name": "pg customers",
-                "source_id": str(source.id),
-                "table": "customers",
-                "primary_key": "id",
-            },
-        )
-        audience = await audiences.create_audience(
-            ctx,
-            workspace_id=world.workspace_id,
-            data={
-                "name": "pg high value",
-                "model_id": str(model.id),
-                "filter": {"column": "lifetime_value", "op": "gte", "value": 500},
-            },
-        )
-    return audience.id
+    return await table_audience(
+        cluster.runtime,
+        world,
+        url,
+        table="customers",
+        filter={"column": "lifetime_value", "op": "gte", "value": 500},
+    )
 
 
 async def source_query_waits(url: str) -> None:

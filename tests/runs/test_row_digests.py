@@ -12,13 +12,12 @@ import pytest
 from sqlmodel import col, select
 
 from app.runtime import Runtime
-from app.services import audiences, parent_models, sources
 from models import SyncedMember
 from models.enums import RunStatus
 from tests.destinations.receiver import Receiver
-from tests.factories import World, as_token, create_world
+from tests.factories import create_world
+from tests.runs.pg_source import source_database, table_audience
 from tests.runs.test_trigger import hooked_sync, trigger
-from tests.services import POSTGRES_ADMIN_URL, unique_name
 
 PEOPLE = {k: f"p{k}@example.com" for k in range(1, 41)}
 MAPPING = [
@@ -30,60 +29,16 @@ MAPPING = [
 
 @pytest.fixture
 async def people_database() -> AsyncIterator[str]:
-    name = unique_name("signalsmith_digest_source")
-    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    connection = await asyncpg.connect(url)
-    try:
+    async def fill(connection: asyncpg.Connection) -> None:
         await connection.execute(
             "CREATE TABLE people (id BIGINT PRIMARY KEY, email TEXT, plan TEXT, score NUMERIC)"
         )
         await connection.executemany(
             "INSERT INTO people VALUES ($1, $2, 'pro', 10)", list(PEOPLE.items())
         )
-    finally:
-        await connection.close()
-    try:
+
+    async with source_database("signalsmith_digest_source", fill) as url:
         yield url
-    finally:
-        admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
-async def people_audience(runtime: Runtime, world: World, url: str) -> uuid.UUID:
-    async with as_token(runtime, world.editor_token) as ctx:
-        source = await sources.create_source(
-            ctx,
-            workspace_id=world.workspace_id,
-            data={"name": "pg", "type": "postgres", "config": {"url": url}},
-        )
-        model = await parent_models.create_model(
-            ctx,
-            workspace_id=world.workspace_id,
-            data={
-                "name": "people",
-                "source_id": str(source.id),
-                "table": "people",
-                "primary_key": "id",
-            },
-        )
-        audience = await audiences.create_audience(
-            ctx,
-            workspace_id=world.workspace_id,
-            data={
-                "name": "scored",
-                "model_id": str(model.id),
-                "filter": {"column": "score", "op": "gte", "value": 5},
-            },
-        )
-    return audience.id
 
 
 async def execute(url: str, sql: str) -> None:
@@ -108,7 +63,13 @@ async def test_a_postgres_sync_knows_unchanged_members_by_their_line(
     local_runtime: Runtime, receiver: Receiver, hook_url: str, people_database: str
 ) -> None:
     world = await create_world(local_runtime)
-    audience_id = await people_audience(local_runtime, world, people_database)
+    audience_id = await table_audience(
+        local_runtime,
+        world,
+        people_database,
+        table="people",
+        filter={"column": "score", "op": "gte", "value": 5},
+    )
     sync = await hooked_sync(
         local_runtime,
         world,
