@@ -12,7 +12,6 @@ from sqlalchemy import (
     Integer,
     Numeric,
     Select,
-    TextClause,
     bindparam,
     cast,
     delete,
@@ -147,24 +146,27 @@ async def record_sent(
     """Record acknowledged rows (in the caller's transaction): upserts hold, removals drop.
     `numeric`: the sync's keys are numbers (PostgreSQL keeps each as `member_order` too).
 
-    One statement for any number of upserts: PostgreSQL takes them as arrays (`unnest`), so
-    the server plans and runs one insert; SQLite takes them as one `executemany`.
+    One statement for any number of upserts: PostgreSQL takes them as a few texts it unpacks
+    (`_UPSERT`), so the server plans and runs one insert; SQLite takes them as one
+    `executemany`.
     """
     now = utcnow()
     if upserts and session.get_bind().dialect.name == "postgresql":
-        parameters = {
-            "sync_id": sync_id,
-            "keys": [key for key, _, _, _ in upserts],
-            "fingerprints": [fp for _, fp, _, _ in upserts],
-            "digests": [digest for _, _, _, digest in upserts],
-            "now": now,
-            "numeric": numeric,
-        }
-        identifiers = [json.dumps(ids) if ids else None for _, _, ids, _ in upserts]
-        if any(identifiers):
-            await session.execute(_UNNEST_UPSERT, {**parameters, "identifiers": identifiers})
-        else:  # a destination that names members by key alone: no array of NULLs to encode
-            await session.execute(_UNNEST_UPSERT_KEYED, parameters)
+        keys, fps, identifiers, digests = zip(*upserts, strict=True)
+        await session.execute(
+            _UPSERT,
+            {
+                "sync_id": sync_id,
+                "keys": json.dumps(keys),
+                "fingerprints": json.dumps(fps),
+                "digests": ",".join("" if d is None else d.hex() for d in digests),
+                "identifiers": (
+                    json.dumps([ids or None for ids in identifiers]) if any(identifiers) else "[]"
+                ),
+                "now": now,
+                "numeric": numeric,
+            },
+        )
     elif upserts:
         statement = sqlite.insert(SyncedMember.__table__)  # type: ignore[attr-defined]
         statement = statement.on_conflict_do_update(
@@ -197,26 +199,29 @@ async def record_sent(
         )
 
 
-def _unnest_upsert(identifiers: str, arrays: str) -> TextClause:
-    return text(
-        "INSERT INTO synced_members "
-        "(sync_id, member_key, member_order, fingerprint, row_digest, identifiers, synced_at) "
-        "SELECT CAST(:sync_id AS UUID), key, "
-        "CASE WHEN CAST(:numeric AS BOOLEAN) THEN CAST(key AS NUMERIC) END, "
-        f"fingerprint, digest, {identifiers}, CAST(:now AS TIMESTAMPTZ) "
-        "FROM unnest(CAST(:keys AS TEXT[]), CAST(:fingerprints AS TEXT[]), "
-        f"CAST(:digests AS BYTEA[]){arrays}) "
-        "ON CONFLICT (sync_id, member_key) DO UPDATE SET fingerprint = excluded.fingerprint, "
-        "row_digest = excluded.row_digest, member_order = excluded.member_order, "
-        "identifiers = excluded.identifiers, synced_at = excluded.synced_at"
-    )
-
-
-_UNNEST_UPSERT = _unnest_upsert(
-    "CAST(identifiers AS JSONB)",
-    ", CAST(:identifiers AS TEXT[])) AS sent (key, fingerprint, digest, identifiers",
+#: The upsert of acknowledged rows on PostgreSQL. The rows come as a few texts (JSON arrays,
+#: the digests in hex joined by commas) rather than arrays: asyncpg checks every element of
+#: an array parameter against `collections.abc` (about 0.5 µs each, 1.6 s of a million-row
+#: first sync), where `json.dumps` and `join` take a tenth of that. The server zips them back
+#: by position.
+_UPSERT = text(
+    "INSERT INTO synced_members "
+    "(sync_id, member_key, member_order, fingerprint, row_digest, identifiers, synced_at) "
+    "SELECT CAST(:sync_id AS UUID), k.key, "
+    "CASE WHEN CAST(:numeric AS BOOLEAN) THEN CAST(k.key AS NUMERIC) END, "
+    "f.fingerprint, decode(NULLIF(d.digest, ''), 'hex'), "
+    "NULLIF(CAST(i.ids AS JSONB), CAST('null' AS JSONB)), CAST(:now AS TIMESTAMPTZ) "
+    "FROM json_array_elements_text(CAST(:keys AS JSON)) WITH ORDINALITY AS k (key, n) "
+    "JOIN json_array_elements_text(CAST(:fingerprints AS JSON)) WITH ORDINALITY "
+    "AS f (fingerprint, n) USING (n) "
+    "LEFT JOIN unnest(string_to_array(CAST(:digests AS TEXT), ',')) WITH ORDINALITY "
+    "AS d (digest, n) USING (n) "
+    "LEFT JOIN json_array_elements(CAST(:identifiers AS JSON)) WITH ORDINALITY "
+    "AS i (ids, n) USING (n) "
+    "ON CONFLICT (sync_id, member_key) DO UPDATE SET fingerprint = excluded.fingerprint, "
+    "row_digest = excluded.row_digest, member_order = excluded.member_order, "
+    "identifiers = excluded.identifiers, synced_at = excluded.synced_at"
 )
-_UNNEST_UPSERT_KEYED = _unnest_upsert("CAST(NULL AS JSONB)", ") AS sent (key, fingerprint, digest")
 
 
 async def record_digests(
