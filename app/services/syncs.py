@@ -149,6 +149,10 @@ async def delete_audience_sync(
     """Delete a sync with its runs and state; refused while a run is active."""
     authorize(ctx, workspace_id, Role.editor)
     sync = await get_scoped(ctx.session, AudienceSync, sync_id, workspace_id, KIND)
+    # Locked first: a run's commit in progress finishes, and its held rows are deleted too.
+    await ctx.session.execute(
+        select(AudienceSync.id).where(AudienceSync.id == sync.id).with_for_update()
+    )
     active = (
         await ctx.session.execute(
             select(SyncRun.id)

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from app.sync.plan import Held
-from models import SyncedMember
+from models import AudienceSync, SyncedMember
 from models.columns import utcnow
 
 #: Held members read from the database at a time.
@@ -194,6 +194,8 @@ async def record_sent(
             for key, fp, identifiers, digest in upserts
         ]
         await session.execute(statement, rows)
+    if upserts:
+        await _check_sync(session, sync_id)
     for start in range(0, len(removed), 500):
         await session.execute(
             delete(SyncedMember).where(
@@ -230,6 +232,23 @@ _UPSERT = text(
     "row_digest = excluded.row_digest, member_order = excluded.member_order, "
     "identifiers = excluded.identifiers, synced_at = excluded.synced_at"
 )
+
+
+class SyncGone(Exception):
+    """The sync was deleted: nothing may be held for it any more."""
+
+
+async def _check_sync(session: AsyncSession, sync_id: uuid.UUID) -> None:
+    """Raises `SyncGone` when the sync no longer exists. Asked after writing held state, in
+    the same transaction: on PostgreSQL the sync's row is then locked (`FOR KEY SHARE`) until
+    the commit, and a deletion, which locks it first, waits and deletes what was written;
+    SQLite runs one writer at a time. (The held state has no foreign key; see `SyncedMember`.)
+    """
+    query = select(col(AudienceSync.id)).where(col(AudienceSync.id) == sync_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(key_share=True)
+    if (await session.execute(query)).first() is None:
+        raise SyncGone(f"audience sync {sync_id} was deleted")
 
 
 async def record_digests(

@@ -4,14 +4,18 @@ digests or not."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Any
 
+import pytest
 from sqlmodel import col, select
 
 from app.runtime import Runtime
-from app.sync.held import Sent, record_sent
+from app.services import syncs
+from app.sync.held import Sent, SyncGone, record_sent
 from models import SyncedMember
-from tests.factories import World, create_sync
+from tests.factories import World, as_token, create_sync
 
 KEYS = ["plain", "a,b", ",", "", '"quoted"', "back\\slash", "{brace}", "é👍", "null", "NULL"]
 
@@ -58,3 +62,41 @@ async def test_held_state_reads_back_exactly(runtime: Runtime, world: World) -> 
     expected["plain"] = ("e" * 64, {"email": "z"}, b"\x00" * 16)
     del expected["a,b"], expected[""]
     assert await held(runtime, sync.id) == expected
+
+
+async def held_count(runtime: Runtime, sync_id: Any) -> int:
+    return len(await held(runtime, sync_id))
+
+
+async def test_nothing_is_held_for_a_sync_that_is_gone(runtime: Runtime, world: World) -> None:
+    gone = uuid.uuid4()
+    with pytest.raises(SyncGone):
+        await record(runtime, gone, [("1", "a" * 64, None, None)], [])
+    assert await held_count(runtime, gone) == 0
+
+
+async def test_deleting_a_sync_waits_for_a_commit_and_deletes_what_it_held(
+    runtime: Runtime, world: World
+) -> None:
+    """The held state has no foreign key: a commit that writes it while the sync is being
+    deleted must not leave rows behind (the deletion waits for it, then deletes them)."""
+    sync = await create_sync(runtime, world)
+    await record(runtime, sync.id, [("1", "a" * 64, None, None)], [])
+    async with runtime.database.session() as session:
+        await record_sent(session, sync.id, [("2", "b" * 64, None, None)], [], numeric=False)
+
+        async def delete() -> None:
+            async with as_token(runtime, world.editor_token) as ctx:
+                await syncs.delete_audience_sync(
+                    ctx, workspace_id=world.workspace_id, sync_id=sync.id
+                )
+
+        deleting = asyncio.create_task(delete())
+        await asyncio.sleep(0.5)
+        assert not deleting.done()  # waiting for the commit in progress
+        await session.commit()
+    await asyncio.wait_for(deleting, timeout=30)
+    assert await held_count(runtime, sync.id) == 0
+    with pytest.raises(SyncGone):  # and a later commit records nothing
+        await record(runtime, sync.id, [("3", "c" * 64, None, None)], [])
+    assert await held_count(runtime, sync.id) == 0
