@@ -268,6 +268,8 @@ class CopyColumns(Sequence[Sequence[Any]]):
         column."""
         if not rows:
             return [[] for _ in range(len(self))]
+        if len(rows) == self._stop - self._start and list(rows) == list(range(len(rows))):
+            return list(self)  # every row: whole columns, sliced in C
         width, texts = self._reader.width, self._texts
         columns: list[Sequence[Any]] = []
         for index, decoder in enumerate(self._reader.decoders):
