@@ -181,7 +181,7 @@ class SyncEngine:
         members: AsyncIterator[MemberBatch] = closed_by(streams, self.job.members)
         if self.job.retry_failed_only and self.refusing_run is None:
             return nothing(), nothing()
-        # Read ahead from now on: the database sorts the held state while the source starts.
+        # Read ahead from now on: the database reads the held state while the source starts.
         held_state = held_members(self.engine, self.sync.id, numeric=self.job.numeric_keys)
         held: AsyncIterator[Sequence[Held]] = closed_by(streams, ReadAhead(held_state))
         digests = self.job.row_digests
