@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import col, select
 
 from app.runtime import Runtime
@@ -75,6 +76,26 @@ async def test_nothing_is_held_for_a_sync_that_is_gone(runtime: Runtime, world: 
     assert await held_count(runtime, gone) == 0
 
 
+async def deletion_waits(runtime: Runtime) -> None:
+    """Returns once the deletion waits for the commit: on PostgreSQL, once a backend waits
+    for a lock (asked outside any transaction); SQLite has no such view, so a moment."""
+    engine = runtime.database.engine
+    if engine.dialect.name != "postgresql":
+        await asyncio.sleep(0.5)
+        return
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with engine.connect() as connection:
+        for _ in range(200):
+            if (await connection.execute(waiting)).scalar_one():
+                return
+            await connection.rollback()  # a fresh snapshot of pg_stat_activity each time
+            await asyncio.sleep(0.05)
+    raise AssertionError("the deletion never waited for the commit")
+
+
 async def test_deleting_a_sync_waits_for_a_commit_and_deletes_what_it_held(
     runtime: Runtime, world: World
 ) -> None:
@@ -92,7 +113,7 @@ async def test_deleting_a_sync_waits_for_a_commit_and_deletes_what_it_held(
                 )
 
         deleting = asyncio.create_task(delete())
-        await asyncio.sleep(0.5)
+        await deletion_waits(runtime)
         assert not deleting.done()  # waiting for the commit in progress
         await session.commit()
     await asyncio.wait_for(deleting, timeout=30)
