@@ -4,20 +4,18 @@ still resends everyone."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from sqlmodel import col, select
 
 from app.runtime import Runtime
-from models import SyncedMember
 from models.enums import RunStatus
 from tests.destinations.receiver import Receiver
 from tests.factories import create_world
 from tests.runs.pg_source import source_database, table_audience
 from tests.runs.test_trigger import hooked_sync, trigger
+from tests.sync.test_engine import held_digests
 
 PEOPLE = {k: f"p{k}@example.com" for k in range(1, 41)}
 MAPPING = [
@@ -47,16 +45,6 @@ async def execute(url: str, sql: str) -> None:
         await connection.execute(sql)
     finally:
         await connection.close()
-
-
-async def held_digests(runtime: Runtime, sync_id: uuid.UUID) -> dict[str, bytes | None]:
-    async with runtime.database.session() as session:
-        rows = await session.execute(
-            select(col(SyncedMember.member_key), col(SyncedMember.row_digest)).where(
-                col(SyncedMember.sync_id) == sync_id
-            )
-        )
-        return {key: digest for key, digest in rows}
 
 
 async def test_a_postgres_sync_knows_unchanged_members_by_their_line(
