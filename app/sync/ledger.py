@@ -84,19 +84,21 @@ class Ledger:
         """The acknowledged rows of every batch that landed become held state in one
         transaction, with the counts, the row results and a progress event."""
         upserts: list[Sent] = []
+        added: list[Sent] = []  # the run found them not held
         removed: list[str] = []
         for flight in landed:
             operation, delivery = flight.operation, flight.delivery
             refused = (*delivery.rejected, *delivery.failed)
+            held = added if operation is Operation.add else upserts
             if operation is Operation.remove:
                 removed.extend(delivery.accepted)
             elif not refused and len(delivery.accepted) == len(flight.items):
-                upserts.extend(
+                held.extend(
                     (record.key, fp, ids, digest) for record, fp, ids, digest in flight.items
                 )
             else:
                 sent = {record.key: (fp, ids, digest) for record, fp, ids, digest in flight.items}
-                upserts.extend((key, *sent[key]) for key in delivery.accepted)
+                held.extend((key, *sent[key]) for key in delivery.accepted)
             if refused:
                 fps = {record.key: fp for record, fp, _, _ in flight.items}
                 for status, rows in (("rejected", delivery.rejected), ("failed", delivery.failed)):
@@ -106,7 +108,12 @@ class Ledger:
             self.tally.failed[operation.value] += len(refused)
         async with self._commits() as session:
             await record_sent(
-                session, self.job.sync.id, upserts, removed, numeric=self.job.numeric_keys
+                session,
+                self.job.sync.id,
+                upserts,
+                removed,
+                numeric=self.job.numeric_keys,
+                added=added,
             )
             await self.save_progress(session=session)
 

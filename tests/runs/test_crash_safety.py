@@ -25,6 +25,7 @@ import pytest
 from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 from arq.jobs import Job
+from sqlalchemy import text
 from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import Response
@@ -130,6 +131,26 @@ class Cluster:
                 ctx, workspace_id=world.workspace_id, sync_id=sync.id
             )
 
+    async def settled(self) -> None:
+        """Returns once no other connection to the metadata database is busy. A worker killed
+        just after asking to commit leaves the server finishing that commit on its own: on
+        PostgreSQL, reading the run and then its held state meanwhile could see one before
+        the commit and the other after it. (SQLite's commit is done when the process dies.)"""
+        engine = self.runtime.database.engine
+        if engine.dialect.name != "postgresql":
+            return
+        busy = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND state IS DISTINCT FROM 'idle'"
+        )
+        async with engine.connect() as connection:
+            for _ in range(200):
+                if not (await connection.execute(busy)).scalar_one():
+                    return
+                await connection.rollback()  # a fresh snapshot of pg_stat_activity each time
+                await asyncio.sleep(0.05)
+        raise AssertionError("the killed worker's connections stayed busy")
+
     async def held(self, sync: AudienceSync) -> list[int]:
         async with self.runtime.database.session() as session:
             rows = await session.execute(
@@ -214,6 +235,7 @@ async def test_kill_9_between_an_acknowledgement_and_its_commit(
     first = await cluster.trigger(world, sync)
     await asyncio.wait_for(worker.wait(), timeout=60)
     assert receiver.killed.is_set()
+    await cluster.settled()
     # The third batch is at the destination but not recorded; of the first two, those
     # committed before the kill are (both with one batch in flight at a time).
     committed = (await cluster.load(first.id)).succeeded["add"]
@@ -246,6 +268,7 @@ async def test_kill_9_in_the_removal_phase_of_a_mirror_run(
     second = await cluster.trigger(world, sync)
     await asyncio.wait_for(worker.wait(), timeout=60)
     assert receiver.killed.is_set()
+    await cluster.settled()
     committed = (await cluster.load(second.id)).succeeded["remove"]
     assert committed == BATCH if concurrency == 1 else committed <= BATCH
     _, retry = await cluster.reap_and_repair(second.id)

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from app.runtime import Runtime
 from app.services import syncs
-from app.sync.held import Sent, SyncGone, record_sent
+from app.sync.held import Sent, SyncGone, held_members, record_sent
 from models import SyncedMember
 from tests.factories import World, as_token, create_sync
 
@@ -34,23 +34,36 @@ async def held(runtime: Runtime, sync_id: Any) -> dict[str, tuple[Any, ...]]:
         return {key: (fp, ids, digest) for key, fp, ids, digest in rows}
 
 
-async def record(runtime: Runtime, sync_id: Any, upserts: list[Sent], removed: list[str]) -> None:
+async def record(
+    runtime: Runtime,
+    sync_id: Any,
+    upserts: list[Sent],
+    removed: list[str],
+    *,
+    added: list[Sent] | None = None,
+    numeric: bool = False,
+) -> None:
     async with runtime.database.session() as session:
-        await record_sent(session, sync_id, upserts, removed, numeric=False)
+        await record_sent(session, sync_id, upserts, removed, numeric=numeric, added=added or [])
         await session.commit()
 
 
-async def test_held_state_reads_back_exactly(runtime: Runtime, world: World) -> None:
-    sync = await create_sync(runtime, world)
-    sent: list[Sent] = [
+def sent_rows(keys: list[str]) -> list[Sent]:
+    """Every shape of row: identifiers none, empty or set; a digest or none."""
+    return [
         (
             key,
             f"{i:064x}",
             None if i % 3 == 0 else {} if i % 3 == 1 else {"email": f"h{i}", "n": i},
             None if i % 2 else bytes([i]) * 16,
         )
-        for i, key in enumerate(KEYS)
+        for i, key in enumerate(keys)
     ]
+
+
+async def test_held_state_reads_back_exactly(runtime: Runtime, world: World) -> None:
+    sync = await create_sync(runtime, world)
+    sent = sent_rows(KEYS)
     await record(runtime, sync.id, sent, [])
     expected = {key: (fp, ids or None, digest) for key, fp, ids, digest in sent}
     assert await held(runtime, sync.id) == expected
@@ -65,6 +78,47 @@ async def test_held_state_reads_back_exactly(runtime: Runtime, world: World) -> 
     assert await held(runtime, sync.id) == expected
 
 
+async def test_added_rows_read_back_exactly(runtime: Runtime, world: World) -> None:
+    """Rows the run found not held (PostgreSQL copies them in) read back as upserted ones,
+    beside upserts and removals in the same commit."""
+    sync = await create_sync(runtime, world)
+    await record(
+        runtime, sync.id, [("old", "0" * 64, None, None), ("gone", "1" * 64, None, None)], []
+    )
+    added = sent_rows(KEYS)
+    await record(runtime, sync.id, [("old", "2" * 64, None, None)], ["gone"], added=added)
+    expected = {key: (fp, ids or None, digest) for key, fp, ids, digest in added}
+    assert await held(runtime, sync.id) == {**expected, "old": ("2" * 64, None, None)}
+
+
+async def test_an_added_row_held_after_all_is_written_over(runtime: Runtime, world: World) -> None:
+    """A row recorded as added that is held (something else wrote it since the run read the
+    held state) does not fail the commit: it holds what was sent last, and so do the others
+    added with it."""
+    sync = await create_sync(runtime, world)
+    await record(runtime, sync.id, [("2", "a" * 64, {"email": "old"}, b"\x01" * 16)], [])
+    added: list[Sent] = [(str(k), "b" * 64, None, b"\x02" * 16) for k in (1, 2, 3)]
+    await record(runtime, sync.id, [], [], added=added, numeric=True)
+    assert await held(runtime, sync.id) == {
+        key: ("b" * 64, None, b"\x02" * 16) for key in ("1", "2", "3")
+    }
+
+
+async def test_added_number_keys_read_in_number_order(runtime: Runtime, world: World) -> None:
+    """Added rows of a number-keyed sync keep their key's order (PostgreSQL's `member_order`):
+    the held state reads back in the membership stream's order."""
+    sync = await create_sync(runtime, world)
+    keys = ["10", "9", "-3", "100", "20"]
+    await record(
+        runtime, sync.id, [], [], added=[(k, "c" * 64, None, None) for k in keys], numeric=True
+    )
+    async for batch in held_members(runtime.database.engine, sync.id, numeric=True):
+        assert [key for key, _, _ in batch] == ["-3", "9", "10", "20", "100"]
+        break
+    else:
+        raise AssertionError("nothing held")
+
+
 async def held_count(runtime: Runtime, sync_id: Any) -> int:
     return len(await held(runtime, sync_id))
 
@@ -73,6 +127,8 @@ async def test_nothing_is_held_for_a_sync_that_is_gone(runtime: Runtime, world: 
     gone = uuid.uuid4()
     with pytest.raises(SyncGone):
         await record(runtime, gone, [("1", "a" * 64, None, None)], [])
+    with pytest.raises(SyncGone):
+        await record(runtime, gone, [], [], added=[("2", "a" * 64, None, None)])
     assert await held_count(runtime, gone) == 0
 
 
