@@ -23,7 +23,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
@@ -182,28 +181,7 @@ async def record_sent(
             },
         )
     elif upserts:
-        statement = sqlite.insert(SyncedMember.__table__)  # type: ignore[attr-defined]
-        statement = statement.on_conflict_do_update(
-            index_elements=["sync_id", "member_key"],
-            set_={
-                "fingerprint": statement.excluded.fingerprint,
-                "row_digest": statement.excluded.row_digest,
-                "identifiers": statement.excluded.identifiers,
-                "synced_at": statement.excluded.synced_at,
-            },
-        )
-        rows = [
-            {
-                "sync_id": sync_id,
-                "member_key": key,
-                "fingerprint": fp,
-                "row_digest": digest,
-                "identifiers": identifiers or None,
-                "synced_at": now,
-            }
-            for key, fp, identifiers, digest in upserts
-        ]
-        await session.execute(statement, rows)
+        await _sqlite_upsert(session, sync_id, upserts, now)
     if upserts or added:
         await _check_sync(session, sync_id)
     for start in range(0, len(removed), 500):
@@ -213,6 +191,36 @@ async def record_sent(
                 col(SyncedMember.member_key).in_(removed[start : start + 500]),
             )
         )
+
+
+async def _sqlite_upsert(
+    session: AsyncSession, sync_id: uuid.UUID, upserts: Sequence[Sent], now: datetime
+) -> None:
+    """The upsert on SQLite: one `executemany` of values each column's own type converted
+    (a row through SQLAlchemy's insert cost about 20 µs here, mostly binding parameters)."""
+    dialect = session.get_bind().dialect
+    columns = SyncedMember.__table__.c  # type: ignore[attr-defined]
+    uid, when, ids, digest = (
+        columns[name].type.bind_processor(dialect) or (lambda value: value)
+        for name in ("sync_id", "synced_at", "identifiers", "row_digest")
+    )
+    sync, at = uid(sync_id), when(now)
+    rows = [
+        (sync, key, fp, None if d is None else digest(d), ids(i) if i else None, at)
+        for key, fp, i, d in upserts
+    ]
+    connection = await session.connection()
+    await connection.exec_driver_sql(_SQLITE_UPSERT, rows)
+
+
+_SQLITE_UPSERT = (
+    "INSERT INTO synced_members "
+    "(sync_id, member_key, fingerprint, row_digest, identifiers, synced_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (sync_id, member_key) DO UPDATE SET fingerprint = excluded.fingerprint, "
+    "row_digest = excluded.row_digest, identifiers = excluded.identifiers, "
+    "synced_at = excluded.synced_at"
+)
 
 
 #: The held state's columns, in the order `_copy_text` writes them.
