@@ -99,6 +99,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
 
     from app.asgi import create_app
     from app.db import migrate
+    from app.websocket_protocol import LeanWebSocketProtocol
 
     migrate(settings.database_url)
     app = create_app(settings, with_scheduler=True)
@@ -109,7 +110,8 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         port=port,
         log_config=None,
         access_log=False,
-        ws="websockets-sansio",
+        # websockets-sansio, holding less per open socket (app.websocket_protocol).
+        ws=LeanWebSocketProtocol,
         # Run events are small JSON messages: compressing them saves little and costs
         # tens of KB of zlib state per subscriber socket, and CPU per message.
         ws_per_message_deflate=False,

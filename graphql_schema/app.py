@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.types import Message as ASGIMessage
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import GraphQL
@@ -30,7 +32,10 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    Message,
+)
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.errors import Unauthenticated
@@ -45,11 +50,15 @@ from app.web import (
     vendor_url,
 )
 from graphql_schema.context import GraphQLContext
+from graphql_schema.keepalive import KeepAlive
 from graphql_schema.schema import build_schema
 from graphql_schema.shared_results import OPERATION_OUTLET, SHARED
 
 #: strawberry's JSON encoding (`encode_json`), which shared payloads reproduce.
 COMPACT = (",", ":")
+
+#: A server ping as strawberry encodes it (`encode_json`).
+PING = '{"type":"ping"}'
 
 #: Where a request's context is kept (in the ASGI scope's state) until the request ends.
 CONTEXT_KEY = "signalsmith.graphql_context"
@@ -78,48 +87,81 @@ IDE_HTML = f"""<!doctype html>
 
 
 class PingingTransportWSHandler(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
-    """graphql-transport-ws with server pings, so idle sockets stay open through proxies
-    and a vanished client is noticed; and with an `Outlet` per operation, through which a
-    shared subscription result is written at once from the task that has it
-    (`shared_results`: direct delivery)."""
+    """graphql-transport-ws with server pings (from the view's one `KeepAlive` task), so
+    idle sockets stay open through proxies and a vanished client is noticed; and with an
+    `Outlet` per operation, through which a shared subscription result is written at once
+    from the task that has it (`shared_results`: direct delivery)."""
+
+    #: The ping being sent the ordinary way (the client was slow to read), if any.
+    _ping: asyncio.Task[None] | None = None
 
     async def run_operation(self, operation: Operation[GraphQLContext, None]) -> None:
         # This coroutine is the operation's own task: the outlet is seen only by it.
-        write = self._immediate_writer()
-        if write is not None:
-            OPERATION_OUTLET.set(OperationOutlet(self, operation, write))
+        if self._server_send is not None:
+            OPERATION_OUTLET.set(OperationOutlet(self, operation, self._write_now))
         await super().run_operation(operation)
 
-    def _immediate_writer(self) -> Callable[[str], bool] | None:
-        """A function that sends a text message now, or answers False without sending
-        anything; None when this server's `send` cannot promise that."""
+    @functools.cached_property
+    def _server_send(self) -> Callable[[ASGIMessage], Awaitable[None]] | None:
+        """uvicorn's websockets-sansio `send`, which `_write_now` may step; None for
+        another server, whose `send` cannot promise that."""
         ws = getattr(self.websocket, "ws", None)
         send = None if ws is None else ws.scope.get(SERVER_SEND)
         if send is None or not _is_sans_io_protocol(getattr(send, "__self__", None)):
             return None
+        return cast("Callable[[ASGIMessage], Awaitable[None]]", send)
 
-        def write(text: str) -> bool:
-            # uvicorn's websockets-sansio `send` waits only before it writes, while the
-            # client is slow to read (transport paused): then nothing was sent, and the
-            # message takes the ordinary path, which waits.
-            sending = send({"type": "websocket.send", "text": text})
-            try:
-                sending.send(None)
-            except StopIteration:
-                return True
-            except Exception:  # closed or disconnected: the ordinary path reports it
-                return False
-            sending.close()
+    def _write_now(self, text: str) -> bool:
+        """Send a text message now, or answer False without sending anything."""
+        send = self._server_send
+        if send is None:
             return False
-
-        return write
+        # uvicorn's websockets-sansio `send` waits only before it writes, while the client
+        # is slow to read (transport paused): then nothing was sent, and the message takes
+        # the ordinary path, which waits.
+        sending = cast("Coroutine[Any, Any, None]", send({"type": "websocket.send", "text": text}))
+        try:
+            sending.send(None)
+        except StopIteration:
+            return True
+        except Exception:  # closed or disconnected: the ordinary path reports it
+            return False
+        sending.close()
+        return False
 
     async def handle(self) -> None:
-        pinger = asyncio.create_task(self._ping(self.view.keep_alive_interval or 15.0))
+        keep_alive = cast("GraphQLApp", self.view).keep_alive_pings
+        keep_alive.add(self)
         try:
             await super().handle()
         finally:
-            pinger.cancel()
+            keep_alive.discard(self)
+            if self._ping is not None:
+                self._ping.cancel()
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        # Cancelled by the message, the finished timeout task keeps its traceback's frames
+        # (about 1 KB) for the socket's life: nothing reads it once it is done.
+        timeout = self.connection_init_timeout_task
+        if self.connection_init_received and timeout is not None and timeout.done():
+            self.connection_init_timeout_task = None
+
+    def send_keepalive(self) -> None:
+        """Ping the client (`KeepAlive` calls this every keep-alive interval), once the
+        connection is acknowledged, and unless the previous ping is still waiting."""
+        if not self.connection_acknowledged or self._ping is not None:
+            return
+        if not (self._encode_json_is_default and self._write_now(PING)):
+            self._ping = asyncio.create_task(self._send_ping())
+
+    async def _send_ping(self) -> None:
+        try:
+            await self.send_message({"type": "ping"})
+        except Exception:  # closed: `handle` ends and stops the pings
+            pass
+        finally:
+            self._ping = None
 
     async def send_message(self, message: Message) -> None:
         """A `next` whose data is a shared subscription result (`shared_results`) is sent
@@ -141,15 +183,6 @@ class PingingTransportWSHandler(BaseGraphQLTransportWSHandler[GraphQLContext, No
     @functools.cached_property
     def _encode_json_is_default(self) -> bool:
         return type(self.view).encode_json is GraphQL.encode_json and hasattr(self.websocket, "ws")
-
-    async def _ping(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            if self.connection_acknowledged:
-                try:
-                    await self.send_message({"type": "ping"})
-                except Exception:
-                    return
 
 
 class OperationOutlet:
@@ -201,14 +234,17 @@ class GraphQLApp(GraphQL[GraphQLContext, None]):
 
     def __init__(self, runtime: Runtime, metrics: Metrics) -> None:
         introspection = runtime.settings.graphql_introspection
+        keep_alive_interval = runtime.settings.ws_keepalive_seconds
         super().__init__(
             build_schema(metrics=metrics, introspection=introspection),
             graphql_ide="graphiql" if introspection else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
             keep_alive=True,
-            keep_alive_interval=runtime.settings.ws_keepalive_seconds,
+            keep_alive_interval=keep_alive_interval,  # graphql-ws (strawberry's own "ka")
         )
         self.runtime = runtime
+        #: graphql-transport-ws pings (`PingingTransportWSHandler`).
+        self.keep_alive_pings = KeepAlive(keep_alive_interval)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """Our GraphiQL page (strawberry's loads from a CDN); 503 until `make setup` ran."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Iterator
@@ -24,12 +25,24 @@ class _Server(uvicorn.Server):
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, ws: str = "none") -> Iterator[str]:
-    """Serve `app` on 127.0.0.1:<free port> (its own event loop); yield its base URL."""
+def serve_in_thread(
+    app: Any, *, ws: str | type[asyncio.Protocol] = "none", ping: float = 20.0
+) -> Iterator[str]:
+    """Serve `app` on 127.0.0.1:<free port> (its own event loop); yield its base URL. `ws`
+    is uvicorn's WebSocket protocol (`LeanWebSocketProtocol` is the one `serve` runs);
+    `ping`, the interval and timeout of its WebSocket pings (uvicorn's default)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", ws=ws, http="httptools", loop="asyncio")  # type: ignore[arg-type]
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        ws=ws,
+        ws_ping_interval=ping,
+        ws_ping_timeout=ping,
+        http="httptools",
+        loop="asyncio",
+    )
     server = _Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

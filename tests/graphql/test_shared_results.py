@@ -23,6 +23,7 @@ from app.events import RunEvent
 from app.runtime import Runtime
 from app.services import runs
 from app.settings import Settings
+from app.websocket_protocol import LeanWebSocketProtocol
 from graphql_schema.shared_results import SHARED, SharedResults, _variables_beyond_root_arguments
 from tests.factories import World, as_token, create_sync, create_world
 from tests.servers import serve_in_thread
@@ -56,7 +57,7 @@ async def served(settings: Settings) -> AsyncIterator[Served]:
         sync = await create_sync(runtime, world)
         async with as_token(runtime, world.editor_token) as ctx:
             run = await runs.trigger_sync_run(ctx, workspace_id=world.workspace_id, sync_id=sync.id)
-        with serve_in_thread(create_app(shared), ws="websockets-sansio") as base:
+        with serve_in_thread(create_app(shared), ws=LeanWebSocketProtocol) as base:
             url = base.replace("http://", "ws://") + "/graphql"
             yield Served(url, runtime, world, run.id)
     finally:

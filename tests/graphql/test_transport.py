@@ -17,6 +17,7 @@ from websockets.typing import Origin, Subprotocol
 from app.asgi import create_app
 from app.runtime import Runtime
 from app.settings import Settings
+from app.websocket_protocol import LeanWebSocketProtocol
 from tests.factories import World, create_sync
 from tests.graphql.client import data, error_codes, gql
 from tests.servers import serve_in_thread
@@ -121,7 +122,7 @@ def origins_server(settings: Settings) -> Iterator[str]:
     app = create_app(
         settings.model_copy(update={"allowed_origins": f"{ALLOWED_ORIGIN}, https://b.test"})
     )
-    with serve_in_thread(app, ws="websockets-sansio") as base:
+    with serve_in_thread(app, ws=LeanWebSocketProtocol) as base:
         yield base.replace("http://", "ws://") + "/graphql"
 
 

@@ -23,6 +23,7 @@ from app.db import migrate_async
 from app.runtime import Runtime
 from app.services import runs, tokens
 from app.settings import Settings
+from app.websocket_protocol import LeanWebSocketProtocol
 from models import AudienceSync
 from tests.destinations.receiver import Receiver, Scripted
 from tests.factories import World, as_token, create_world
@@ -111,7 +112,7 @@ async def live(
     try:
         world = await create_world(runtime)
         sync = await hooked_sync(runtime, world, hook_url, config={"batch_size": 1})
-        with serve_in_thread(create_app(shared), ws="websockets-sansio") as base:
+        with serve_in_thread(create_app(shared), ws=LeanWebSocketProtocol) as base:
             yield Live(base, runtime, world, receiver, sync)
     finally:
         worker.terminate()
