@@ -271,6 +271,13 @@ class CopyColumns(Sequence[Sequence[Any]]):
         if len(rows) == self._stop - self._start and list(rows) == list(range(len(rows))):
             return list(self)  # every row: whole columns, sliced in C
         width, texts = self._reader.width, self._texts
+        first = self._start + rows[0]
+        if list(rows) == list(range(rows[0], rows[0] + len(rows))):  # a run of rows: sliced
+            end = (first + len(rows)) * width
+            return [
+                self._decode(decoder, texts[first * width + index : end : width])
+                for index, decoder in enumerate(self._reader.decoders)
+            ]
         columns: list[Sequence[Any]] = []
         for index, decoder in enumerate(self._reader.decoders):
             picked = [texts[(self._start + row) * width + index] for row in rows]

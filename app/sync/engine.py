@@ -242,6 +242,7 @@ class SyncEngine:
         for operation in (Operation.add, Operation.update):
             while len(self.pending[operation]) >= self.batch_size:
                 await self._send(operation, self.batch_size)
+                await asyncio.sleep(0)  # as after a stretch: commits and deliveries go on
 
     async def _record_digests(self, stretch: Stretch, changed: Sequence[int]) -> None:
         """The members found unchanged by their fingerprint, not by their line (the line or

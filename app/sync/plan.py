@@ -19,6 +19,7 @@ from bisect import bisect_right
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import partial
 from itertools import compress
 from operator import itemgetter, ne
 from typing import Any
@@ -77,6 +78,25 @@ class Lines:
     #: The `Members` (with their `digests`) of the rows at some positions of the batch.
     settle: Callable[[list[int]], Members]
 
+    def parts(self, size: int) -> list[Lines]:
+        """The batch as consecutive parts of at most `size` members, each settling its own."""
+        if len(self.keys) <= size:
+            return [self]
+        return [
+            Lines(
+                self.keys[start : start + size],
+                self.digests[start : start + size],
+                partial(_settle_from, self.settle, start),
+            )
+            for start in range(0, len(self.keys), size)
+        ]
+
+
+def _settle_from(
+    settle: Callable[[list[int]], Members], start: int, positions: list[int]
+) -> Members:
+    return settle([start + position for position in positions])
+
 
 @dataclass(frozen=True)
 class Stretch:
@@ -129,7 +149,7 @@ async def plan_stretches(
     def key_of(entry: Held) -> Any:
         return sort_key(entry[0])
 
-    async for batch in members:
+    async for batch in _in_parts(members):
         if not batch.keys:
             yield Stretch(batch if isinstance(batch, Members) else Members(), [], [])
             continue
@@ -159,6 +179,22 @@ async def plan_stretches(
             more_held = False
         else:
             pending = list(more)
+
+
+#: The most members of a batch of lines in one stretch. Settling a stretch (decoding, mapping
+#: and fingerprinting the rows whose digest is not held) runs without a pause: 5 000 rows
+#: kept the event loop, and so the commits' round trips and the deliveries, waiting about
+#: 25 ms at a time. Lines known unchanged cost next to nothing however they are cut.
+STRETCH = 1000
+
+
+async def _in_parts(batches: AsyncIterator[Members | Lines]) -> AsyncIterator[Members | Lines]:
+    async for batch in batches:
+        if isinstance(batch, Lines):
+            for part in batch.parts(STRETCH):
+                yield part
+        else:
+            yield batch
 
 
 def _stretch(

@@ -677,7 +677,9 @@ async def test_line_batches_decode_any_rows_as_the_whole_batch_does(
         assert isinstance(batch, LineBatch)
         size = len(batch.keys)
         mine = members[start : start + size]
-        for positions in ([], [size - 1], list(range(0, size, 3)), list(range(size))[::-1]):
+        runs = [list(range(1, size)), list(range(size // 3, 2 * size // 3 + 1))]
+        every = ([], [size - 1], list(range(0, size, 3)), list(range(size))[::-1], *runs)
+        for positions in every:
             got = batch.rows_at(positions)
             want = [mine[i] for i in positions]
             assert [k for k, _ in got] == [k for k, _ in want]

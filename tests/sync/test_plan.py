@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
+from unittest.mock import patch
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.destinations.identifiers import InvalidValue
 from app.sources.membership import LineBatch
+from app.sync import plan
 from app.sync.mapping import fingerprint, fingerprints, map_row, row_fingerprints, row_mapper
 from app.sync.members import member_batches
 from app.sync.plan import Change, Lines, Members, plan_stretches
@@ -230,16 +232,29 @@ def digest_of(value: str) -> bytes:
     ),
     member_sizes=sizes,
     held_sizes=sizes,
+    stretch=st.sampled_from([plan.STRETCH, 1, 3]),
 )
 async def test_lines_plan_as_members_do_and_settle_only_what_their_digest_leaves_open(
     current: dict[int, str],
     held: dict[int, tuple[str, bool]],
     member_sizes: list[int],
     held_sizes: list[int],
+    stretch: int,
 ) -> None:
     """A batch of lines: the members whose digest is the one held are unchanged without
     being settled; the others are settled (and a held member that settles invalid leaves).
-    Held digests may be stale (False): those members are fingerprinted."""
+    Held digests may be stale (False): those members are fingerprinted. A batch longer
+    than a stretch is planned in parts, with the same result."""
+    with patch.object(plan, "STRETCH", stretch):
+        await lines_plan_as_members_do(current, held, member_sizes, held_sizes)
+
+
+async def lines_plan_as_members_do(
+    current: dict[int, str],
+    held: dict[int, tuple[str, bool]],
+    member_sizes: list[int],
+    held_sizes: list[int],
+) -> None:
     settled: list[str] = []
 
     def lines_of(keys: list[str]) -> Lines:
