@@ -149,18 +149,23 @@ async def record_sent(
     """Record acknowledged rows (in the caller's transaction): upserts and `added` hold,
     removals drop. `added` are rows the run found not held (its adds); `upserts` may be held.
     `numeric`: the sync's keys are numbers (PostgreSQL keeps each as `member_order` too).
+    Raises `SyncGone`, and on PostgreSQL `AlreadyHeld`: the transaction is then lost.
 
     One statement for any number of upserts: PostgreSQL takes them as a few texts it unpacks
     (`_UPSERT`), so the server plans and runs one insert; SQLite takes them as one
     `executemany`. PostgreSQL takes `added` by `COPY` (`_copy_added`).
     """
     now = utcnow()
-    if added and session.get_bind().dialect.name == "postgresql":
-        if not await _copy_added(session, sync_id, added, numeric=numeric, now=now):
-            upserts = [*added, *upserts]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres and (upserts or added):
+        # First on PostgreSQL: it begins the transaction (which COPY would not) and locks
+        # the sync until the commit.
+        await _check_sync(session, sync_id)
+    if added and postgres:
+        await _copy_added(session, sync_id, added, numeric=numeric, now=now)
     elif added:
         upserts = [*added, *upserts]
-    if upserts and session.get_bind().dialect.name == "postgresql":
+    if upserts and postgres:
         keys, fps, identifiers, digests = zip(*upserts, strict=True)
         listed = ",".join(keys)
         # Comma-separated unless a key holds a comma (or is the only key and empty).
@@ -182,7 +187,8 @@ async def record_sent(
         )
     elif upserts:
         await _sqlite_upsert(session, sync_id, upserts, now)
-    if upserts or added:
+    if not postgres and (upserts or added):
+        # Last on SQLite, whose transaction begins with the first write.
         await _check_sync(session, sync_id)
     for start in range(0, len(removed), 500):
         await session.execute(
@@ -271,24 +277,19 @@ async def _copy_added(
     *,
     numeric: bool,
     now: datetime,
-) -> bool:
-    """Insert rows that are not held by `COPY`, in a savepoint of the caller's transaction;
-    False (nothing written) if one is held after all, for the upsert to settle.
+) -> None:
+    """Insert rows that are not held by `COPY`, in the caller's transaction (begun); raises
+    `AlreadyHeld` if one is held after all.
 
     Most of a first sync's rows come this way: PostgreSQL spent about 8.6 s of CPU on a
     million rows through `_UPSERT` here (its speculative insertion, the texts it unpacks),
     4.3 s by `COPY`, which inserts the rows in bulk. The rows go as text, built by joining
     strings: asyncpg's binary `copy_records_to_table` cost this process about 4 µs a row.
-    Only this run writes its sync's held state, so a conflict means something else did (a
-    run the reaper gave up on whose worker still writes): the savepoint is rolled back and
-    the upsert writes over it.
     """
     data = _copy_text(sync_id, added, numeric=numeric, now=now)
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None
-    # Said by the session, which so begins its transaction first (the driver's COPY would not).
-    await session.execute(text("SAVEPOINT held_copy"))
     try:
         await driver.copy_to_table(
             SyncedMember.__tablename__,
@@ -296,11 +297,14 @@ async def _copy_added(
             columns=_COPY_COLUMNS,
             format="text",
         )
-    except UniqueViolationError:
-        await session.execute(text("ROLLBACK TO SAVEPOINT held_copy"))
-        return False
-    await session.execute(text("RELEASE SAVEPOINT held_copy"))
-    return True
+    except UniqueViolationError as exc:
+        raise AlreadyHeld(f"a member added to audience sync {sync_id} is held") from exc
+
+
+class AlreadyHeld(Exception):
+    """A row recorded as added is held after all. Only a run writes its sync's held state,
+    so something else did (a run the reaper gave up on whose worker still writes): record
+    the rows again, in a new transaction, with the added ones as upserts."""
 
 
 #: The upsert of acknowledged rows on PostgreSQL. The rows come as a few texts (keys,
@@ -337,11 +341,12 @@ class SyncGone(Exception):
 
 
 async def _check_sync(session: AsyncSession, sync_id: uuid.UUID) -> None:
-    """Raises `SyncGone` when the sync no longer exists. Asked after writing held state, in
-    the same transaction: on PostgreSQL the sync's row is then locked (`FOR KEY SHARE`) until
-    the commit, and a deletion, which locks it first, waits and deletes what was written;
-    SQLite runs one writer at a time. (The held state has no foreign key; see `SyncedMember`.)
-    """
+    """Raises `SyncGone` when the sync no longer exists. Asked in the transaction that
+    writes held state: on PostgreSQL before writing, locking the sync's row (`FOR KEY SHARE`)
+    until the commit, so a deletion, which locks it first, either went first (the sync is
+    gone) or waits and deletes what was written; on SQLite after writing (its transaction
+    begins with the first write, and it runs one writer at a time). (The held state has no
+    foreign key; see `SyncedMember`.)"""
     query = select(col(AudienceSync.id)).where(col(AudienceSync.id) == sync_id)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(key_share=True)

@@ -17,7 +17,7 @@ from sqlmodel import col
 from app.destinations.base import Operation, Record
 from app.runs import append_event, transition_run
 from app.sync.dispatch import Landed
-from app.sync.held import Sent, record_digests, record_sent
+from app.sync.held import AlreadyHeld, Sent, record_digests, record_sent
 from app.sync.job import EngineInput, Payload, RunStopped, Tally
 from app.sync.outcome import apply_run_outcome
 from models import AudienceSync, RowResult, SyncRun
@@ -106,6 +106,12 @@ class Ledger:
                         self.row(key, operation.value, status, reason, fps.get(key))
             self.tally.succeeded[operation.value] += len(delivery.accepted)
             self.tally.failed[operation.value] += len(refused)
+        try:
+            await self._record(upserts, removed, added)
+        except AlreadyHeld:  # the transaction is lost, nothing was recorded
+            await self._record([*added, *upserts], removed, [])
+
+    async def _record(self, upserts: list[Sent], removed: list[str], added: list[Sent]) -> None:
         async with self._commits() as session:
             await record_sent(
                 session,

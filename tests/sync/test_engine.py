@@ -3,8 +3,8 @@ membership changes, counts that reconcile, invalid rows, the removal guard, dry 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import update
@@ -15,7 +15,9 @@ from app.destinations.delivery import RetryPolicy
 from app.destinations.webhook import WebhookConnector
 from app.runtime import Runtime
 from app.sources.membership import LineBatch
+from app.sync import ledger
 from app.sync.engine import EngineInput, SyncEngine
+from app.sync.held import AlreadyHeld, record_sent
 from app.sync.row_digest import RowDigests, recipe
 from models import AudienceSync, RowResult, SyncedMember, SyncRun
 from models.enums import RunStatus
@@ -27,6 +29,7 @@ MAPPING = [
     {"source_column": "email", "destination_field": "email"},
 ]
 Audience = dict[int, str]
+T = TypeVar("T")
 
 
 async def stream(
@@ -54,6 +57,18 @@ async def stream(
         )
 
 
+async def hooked(
+    batches: AsyncIterator[T], before: Callable[[int], Awaitable[None]] | None
+) -> AsyncIterator[T]:
+    """`batches`, awaiting `before(i)` before the engine gets batch i."""
+    index = 0
+    async for batch in batches:
+        if before is not None:
+            await before(index)
+        index += 1
+        yield batch
+
+
 class Harness:
     #: Whether the membership stream gives batches of lines (known by their digests).
     lines = False
@@ -78,6 +93,7 @@ class Harness:
         dry_run: bool = False,
         retry_failed_only: bool = False,
         time_limit: float | None = None,
+        before_batch: Callable[[int], Awaitable[None]] | None = None,
     ) -> SyncRun:
         async with self.runtime.database.session() as session:
             run = SyncRun(
@@ -94,7 +110,7 @@ class Harness:
             job = EngineInput(
                 run_id=run.id,
                 sync=self.sync,
-                members=stream(audience, extra or [], lines=self.lines),
+                members=hooked(stream(audience, extra or [], lines=self.lines), before_batch),
                 numeric_keys=True,
                 connector=connector,
                 full_resync=full_resync,
@@ -166,6 +182,55 @@ async def test_mirror_keeps_the_destination_equal_to_the_audience(
     assert held_by(receiver) == REENTER and third.succeeded == {"add": 1, "update": 0, "remove": 0}
     quiet = await h.run(REENTER)
     assert quiet.planned == {"add": 0, "update": 0, "remove": 0} and quiet.unchanged == 4
+
+
+async def test_a_member_held_after_the_run_read_the_held_state_is_recorded_all_the_same(
+    runtime: Runtime,
+    world: World,
+    receiver: Receiver,
+    hook_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Something else holds a member the run found not held (PostgreSQL's COPY of the run's
+    adds then conflicts): the commit is recorded again with it as an update of what was
+    held, the run succeeds and holds exactly what it sent."""
+    h = await harness(runtime, world, "mirror", hook_url)
+    conflicts: list[AlreadyHeld] = []
+
+    async def recording(*args: Any, **kwargs: Any) -> None:
+        try:
+            await record_sent(*args, **kwargs)
+        except AlreadyHeld as conflict:
+            conflicts.append(conflict)
+            raise
+
+    async def intrude(index: int) -> None:
+        # Member 5 comes in the third batch of two: the held state was read for the first
+        # (and, with lines, the batch after it is read ahead).
+        if index == 2:
+            async with runtime.database.session() as session:
+                await record_sent(
+                    session, h.sync.id, [("5", "f" * 64, None, None)], [], numeric=True
+                )
+                await session.commit()
+
+    monkeypatch.setattr(ledger, "record_sent", recording)
+    audience = {k: f"{k}@x" for k in range(1, 7)}
+    run = await h.run(audience, before_batch=intrude)
+    assert run.status == RunStatus.succeeded and held_by(receiver) == audience
+    assert run.succeeded == {"add": 6, "update": 0, "remove": 0}
+    postgres = runtime.database.engine.dialect.name == "postgresql"
+    assert len(conflicts) == (1 if postgres else 0)
+    async with runtime.database.session() as session:
+        rows = await session.execute(
+            select(col(SyncedMember.member_key), col(SyncedMember.fingerprint)).where(
+                col(SyncedMember.sync_id) == h.sync.id
+            )
+        )
+        held = dict(rows.all())
+    assert sorted(held, key=int) == [str(k) for k in audience] and held["5"] != "f" * 64
+    rerun = await h.run(audience)
+    assert rerun.planned == {"add": 0, "update": 0, "remove": 0} and rerun.unchanged == 6
 
 
 async def test_mirror_removes_only_what_it_sent(

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from app.runtime import Runtime
 from app.services import syncs
-from app.sync.held import Sent, SyncGone, held_members, record_sent
+from app.sync.held import AlreadyHeld, Sent, SyncGone, held_members, record_sent
 from models import SyncedMember
 from tests.factories import World, as_token, create_sync
 
@@ -91,17 +91,23 @@ async def test_added_rows_read_back_exactly(runtime: Runtime, world: World) -> N
     assert await held(runtime, sync.id) == {**expected, "old": ("2" * 64, None, None)}
 
 
-async def test_an_added_row_held_after_all_is_written_over(runtime: Runtime, world: World) -> None:
+async def test_an_added_row_held_after_all_loses_the_commit(runtime: Runtime, world: World) -> None:
     """A row recorded as added that is held (something else wrote it since the run read the
-    held state) does not fail the commit: it holds what was sent last, and so do the others
-    added with it."""
+    held state): PostgreSQL, which copies added rows in, raises `AlreadyHeld` and the commit
+    records nothing (the run's ledger records the rows again as upserts); SQLite upserts."""
     sync = await create_sync(runtime, world)
-    await record(runtime, sync.id, [("2", "a" * 64, {"email": "old"}, b"\x01" * 16)], [])
+    before = ("a" * 64, {"email": "old"}, b"\x01" * 16)
+    await record(runtime, sync.id, [("2", *before)], [])
     added: list[Sent] = [(str(k), "b" * 64, None, b"\x02" * 16) for k in (1, 2, 3)]
-    await record(runtime, sync.id, [], [], added=added, numeric=True)
-    assert await held(runtime, sync.id) == {
-        key: ("b" * 64, None, b"\x02" * 16) for key in ("1", "2", "3")
-    }
+    if runtime.database.engine.dialect.name == "postgresql":
+        with pytest.raises(AlreadyHeld):
+            await record(runtime, sync.id, [("4", "c" * 64, None, None)], ["2"], added=added)
+        assert await held(runtime, sync.id) == {"2": before}
+    else:
+        await record(runtime, sync.id, [], [], added=added, numeric=True)
+        assert await held(runtime, sync.id) == {
+            key: ("b" * 64, None, b"\x02" * 16) for key in ("1", "2", "3")
+        }
 
 
 async def test_added_number_keys_read_in_number_order(runtime: Runtime, world: World) -> None:
