@@ -349,7 +349,7 @@ async def _check_sync(session: AsyncSession, sync_id: uuid.UUID) -> None:
     foreign key; see `SyncedMember`.)"""
     query = select(col(AudienceSync.id)).where(col(AudienceSync.id) == sync_id)
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(key_share=True)
+        query = query.with_for_update(read=True, key_share=True)  # FOR KEY SHARE
     if (await session.execute(query)).first() is None:
         raise SyncGone(f"audience sync {sync_id} was deleted")
 

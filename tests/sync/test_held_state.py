@@ -125,6 +125,33 @@ async def test_added_number_keys_read_in_number_order(runtime: Runtime, world: W
         raise AssertionError("nothing held")
 
 
+async def test_two_transactions_write_a_syncs_held_state_at_once(
+    runtime: Runtime, world: World
+) -> None:
+    """Held state written while another transaction's is open (a run's commit, and the
+    members a remove-mode run tracks unsent, or its digests) does not wait for it: the sync's
+    row is locked `FOR KEY SHARE`, which they share and a deletion waits for. (It was
+    `FOR NO KEY UPDATE`, which they do not share.)"""
+    sync = await create_sync(runtime, world)
+    async with runtime.database.session() as first:
+        await record_sent(
+            first, sync.id, [], [], numeric=False, added=[("1", "a" * 64, None, None)]
+        )
+        async with runtime.database.session() as second:
+            if runtime.database.engine.dialect.name == "postgresql":  # SQLite: one writer
+                await asyncio.wait_for(
+                    record_sent(
+                        second, sync.id, [], [], numeric=False, added=[("2", "b" * 64, None, None)]
+                    ),
+                    timeout=10,
+                )
+                await second.commit()
+        await first.commit()
+    assert sorted(await held(runtime, sync.id)) == (
+        ["1", "2"] if runtime.database.engine.dialect.name == "postgresql" else ["1"]
+    )
+
+
 async def held_count(runtime: Runtime, sync_id: Any) -> int:
     return len(await held(runtime, sync_id))
 
