@@ -25,7 +25,6 @@ import pytest
 from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 from arq.jobs import Job
-from sqlalchemy import text
 from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,6 +39,7 @@ from models.columns import utcnow
 from models.enums import RunStatus
 from tests.destinations.receiver import Receiver, Scripted
 from tests.factories import HIGH_VALUE_IDS, World, add_customers, as_token, create_world
+from tests.pg_activity import until_backends
 from tests.runs.pg_source import source_database, table_audience
 from tests.runs.test_trigger import hooked_sync
 from tests.runs.workers import redis_runtime, start_worker, stop_process
@@ -137,19 +137,13 @@ class Cluster:
         PostgreSQL, reading the run and then its held state meanwhile could see one before
         the commit and the other after it. (SQLite's commit is done when the process dies.)"""
         engine = self.runtime.database.engine
-        if engine.dialect.name != "postgresql":
-            return
-        busy = text(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND state IS DISTINCT FROM 'idle'"
-        )
-        async with engine.connect() as connection:
-            for _ in range(200):
-                if not (await connection.execute(busy)).scalar_one():
-                    return
-                await connection.rollback()  # a fresh snapshot of pg_stat_activity each time
-                await asyncio.sleep(0.05)
-        raise AssertionError("the killed worker's connections stayed busy")
+        if engine.dialect.name == "postgresql":
+            await until_backends(
+                engine,
+                "state IS DISTINCT FROM 'idle'",
+                exist=False,
+                never="the killed worker's connections stayed busy",
+            )
 
     async def held(self, sync: AudienceSync) -> list[int]:
         async with self.runtime.database.session() as session:

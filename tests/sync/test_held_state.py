@@ -9,7 +9,6 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 from sqlmodel import col, select
 
 from app.runtime import Runtime
@@ -17,6 +16,7 @@ from app.services import syncs
 from app.sync.held import AlreadyHeld, Sent, SyncGone, held_members, record_sent
 from models import SyncedMember
 from tests.factories import World, as_token, create_sync
+from tests.pg_activity import until_backends
 
 KEYS = ["plain", "a,b", ",", "", '"quoted"', "back\\slash", "{brace}", "é👍", "null", "NULL"]
 
@@ -172,17 +172,12 @@ async def deletion_waits(runtime: Runtime) -> None:
     if engine.dialect.name != "postgresql":
         await asyncio.sleep(0.5)
         return
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    await until_backends(
+        engine,
+        "wait_event_type = 'Lock'",
+        exist=True,
+        never="the deletion never waited for the commit",
     )
-    async with engine.connect() as connection:
-        for _ in range(200):
-            if (await connection.execute(waiting)).scalar_one():
-                return
-            await connection.rollback()  # a fresh snapshot of pg_stat_activity each time
-            await asyncio.sleep(0.05)
-    raise AssertionError("the deletion never waited for the commit")
 
 
 async def test_deleting_a_sync_waits_for_a_commit_and_deletes_what_it_held(
